@@ -1,0 +1,228 @@
+"""The `rlx` command line: parse, build the experiment, call the runner, render with rich.
+
+Every rlx.errors.UserError (and every usage error) becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rlx import config as C
+from rlx.errors import UserError
+
+try:  # typer >= 0.2x vendors click; its usage errors derive from TyperException
+    from typer.exceptions import TyperException as _CliError
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click import ClickException as _CliError
+
+app = typer.Typer(
+    help="rlx: jitted, vmapped deep-RL exploration experiments on JAX.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _run_dir(out: Path, name: str | None, prefix: str, resume: bool) -> Path:
+    """runs/<name>; without --name a fresh timestamped name, or on --resume the newest run with the prefix."""
+    if name:
+        if "/" in name or name in (".", ".."):
+            raise UserError(f"--name must be a plain directory name, got {name!r}.")
+        return out / name
+    if resume:
+        candidates = sorted(p for p in out.glob(f"{prefix}-*") if (p / "config.json").exists()) if out.is_dir() else []
+        if not candidates:
+            raise UserError(f"nothing to resume: no run named {prefix}-* in {out}; pass --name of the run to resume.")
+        return max(candidates, key=lambda p: p.stat().st_mtime)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return out / f"{prefix}-{stamp}"
+
+
+def _resolve(env, noise, seeds, steps, sets, experiment):
+    """Defaults, then the experiment module, then flags; returns (Config, seeds, explicit overrides)."""
+    from rlx.experiment import Experiment, load
+
+    exp = load(experiment) if experiment else Experiment(name="train")
+    if env is None and not experiment:
+        raise UserError("give an env (e.g. `rlx train cartpole`) or --experiment; `rlx envs` lists envs.")
+    flags = {}
+    if env is not None:
+        flags["env"] = env
+    if noise is not None:
+        flags["noise"] = noise
+    if steps is not None:
+        flags["steps"] = steps
+    flags.update(C.parse_set(sets or []))
+    cfg = C.apply_overrides(exp.config(), flags)
+    n_seeds = seeds if seeds is not None else exp.seeds
+    if n_seeds <= 0:
+        raise UserError(f"--seeds must be positive, got {n_seeds}.")
+    return cfg, n_seeds, flags, seeds is not None
+
+
+@app.command()
+def train(
+    env: str | None = typer.Argument(None, help="Environment name (see `rlx envs`), e.g. cartpole, chain-30."),
+    noise: str | None = typer.Option(None, "--noise", help="Exploration: none or eps (default eps)."),
+    seeds: int | None = typer.Option(None, "--seeds", help="Seeds trained together in one vmapped program."),
+    steps: int | None = typer.Option(None, "--steps", help="Env steps per seed (summed over its envs)."),
+    sets: list[str] | None = typer.Option(None, "--set", help="Override a config key, e.g. --set dqn.lr=1e-3 (repeatable)."),
+    out: Path = typer.Option(Path("runs"), "--out", help="Directory that holds run directories."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out/--name from its last checkpoint."),
+    name: str | None = typer.Option(None, "--name", help="Run directory name (default: ENV-NOISE-timestamp)."),
+    experiment: str | None = typer.Option(None, "--experiment", help="Experiment module: a name from experiments/ or a path to a .py file."),
+):
+    """Train a DQN agent on ENV for several seeds at once and print the greedy-evaluation table."""
+    from rlx import runner
+    from rlx.results import RunDir
+
+    cfg, n_seeds, flags, seeds_given = _resolve(env, noise, seeds, steps, sets, experiment)
+    path = _run_dir(out, name, f"{cfg.env}-{cfg.noise}", resume)
+    run_dir = RunDir(path, resume=resume)
+    if resume:
+        saved = run_dir.read_config()
+        saved_cfg = C.from_dict(saved["config"])
+        # Flags given with --resume must agree with the run being resumed; the saved config wins otherwise.
+        cfg_check = C.apply_overrides(saved_cfg, {k: v for k, v in flags.items()})
+        if cfg_check != saved_cfg or (seeds_given and n_seeds != saved["seeds"]):
+            diff = [k for k in C.keys() if _get(cfg_check, k) != _get(saved_cfg, k)]
+            diff += ["seeds"] if seeds_given and n_seeds != saved["seeds"] else []
+            raise UserError(f"--resume: {', '.join(diff)} differ from the run in {path}; drop those flags or start a new --name.")
+        cfg, n_seeds = saved_cfg, int(saved["seeds"])
+    else:
+        run_dir.write_config({"config": C.to_dict(cfg), "seeds": n_seeds})
+
+    console.print(f"[bold]rlx train[/] {cfg.env} noise={cfg.noise} seeds={n_seeds} steps={cfg.steps:,} → {path}")
+    try:
+        summary = _with_progress(cfg, n_seeds, run_dir, resume, runner)
+    except runner.Interrupted as e:
+        err_console.print(f"rlx: {e}; continue with `rlx train {cfg.env} --resume --name {path.name} --out {out}`")
+        raise typer.Exit(130) from None
+    _print_summary(summary, path)
+
+
+def _get(cfg, key):
+    for part in key.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def _with_progress(cfg, n_seeds, run_dir, resume, runner):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[ret]}"),
+    )
+    import time
+
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("train", total=cfg.steps, rate="compiling…", ret="")
+        start = {"t": None, "steps": 0}
+
+        def on_chunk(steps, rows):
+            import numpy as np
+
+            now = time.perf_counter()
+            if start["t"] is None:  # first chunk includes compile time; rate is measured after it
+                start.update(t=now, steps=steps)
+                rate = ""
+            else:
+                rate = f"{(steps - start['steps']) / max(now - start['t'], 1e-9):,.0f} steps/s"
+            ev = np.array([r["eval_return"] for r in rows])
+            ex = np.array([r["return_mean"] for r in rows], dtype=float)
+            ex_txt = f" | explore {np.nanmean(ex):.1f}" if np.isfinite(ex).any() else ""
+            ret = f"eval {ev.mean():.1f} [{ev.min():.1f}, {ev.max():.1f}]{ex_txt}"
+            progress.update(task, completed=steps, rate=rate, ret=ret)
+
+        return runner.train(cfg, n_seeds, run_dir, resume=resume, on_chunk=on_chunk)
+
+
+def _print_summary(summary: dict, path: Path):
+    ev = summary["eval_return"]
+    table = Table(title=f"greedy evaluation after {summary['steps']:,} steps")
+    for col in ("env", "noise", "seeds", "mean", "IQM", "95% CI", "per seed", "wall s", "compile s"):
+        table.add_column(col)
+    table.add_row(
+        summary["env"],
+        summary["noise"],
+        str(summary["seeds"]),
+        f"{ev['mean']:.1f}",
+        f"{ev['iqm']:.1f}",
+        f"[{ev['ci95'][0]:.1f}, {ev['ci95'][1]:.1f}]",
+        " ".join(f"{x:.0f}" for x in ev["per_seed"]),
+        f"{summary['wall_seconds']:.1f}",
+        f"{summary['compile_seconds']:.1f}",
+    )
+    console.print(table)
+    console.print(f"run directory: {path}")
+
+
+@app.command("envs")
+def envs_cmd():
+    """List the environments with their observation shape and number of actions."""
+    from rlx import envs
+
+    table = Table(title="environments")
+    for col in ("name", "source", "obs shape", "actions"):
+        table.add_column(col)
+    for alias, source, shape, actions in envs.table():
+        table.add_row(alias, source, str(tuple(shape)), str(actions))
+    console.print(table)
+
+
+@app.command("list")
+def list_cmd():
+    """List the experiment modules in experiments/."""
+    from rlx.experiment import available, load
+
+    table = Table(title="experiments")
+    for col in ("name", "env", "noise", "seeds", "description"):
+        table.add_column(col)
+    for n in available():
+        e = load(n)
+        table.add_row(n, e.env, e.noise, str(e.seeds), e.description)
+    console.print(table)
+
+
+def main(argv=None) -> int:
+    """Console-script entry point: one-line errors with exit code 2, 130 on Ctrl-C."""
+    cmd = typer.main.get_command(app)
+    try:
+        rv = cmd.main(args=argv, prog_name="rlx", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except UserError as e:
+        err_console.print(f"rlx: error: {e}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except typer.Exit as e:
+        return e.exit_code
+    except _CliError as e:
+        ctx = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            console.print(ctx.get_help())
+            return 0
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        err_console.print(f"rlx: error: {e.format_message()}{hint}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("rlx: interrupted", markup=False)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""Configs as frozen dataclasses, and `--set a.b=value` overrides parsed and type-checked against them.
+
+Which fields are which (this decides what a sweep can batch into one compiled program):
+- *batched* (`HPARAMS`): plain numbers that enter the jitted program as arrays, so runs that differ only in
+  these share one compile and are vmapped together: lr, gamma, tau, eps_start, eps_end, eps_decay_steps.
+- everything else is *static*: it changes array shapes or the loop structure (network width, number of envs,
+  buffer and batch size, update and target periods, optimizer, env) and forces a separate compile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+
+from rlx.errors import UserError, did_you_mean
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Q-network shape."""
+
+    hidden: tuple[int, ...] = (120, 84)
+    layer_norm: bool = False
+
+
+@dataclass(frozen=True)
+class DQNConfig:
+    """DQN hyperparameters; `steps` everywhere means env steps summed over the envs of one seed."""
+
+    num_envs: int = 10
+    buffer_size: int = 10_000
+    batch_size: int = 128
+    learning_starts: int = 10_000
+    train_every: int = 10  # env steps per gradient update
+    target_every: int = 500  # env steps per target-network update
+    tau: float = 1.0  # 1.0 = hard copy, <1 = Polyak averaging
+    gamma: float = 0.99
+    lr: float = 2.5e-4
+    lr_decay: bool = False  # linear decay to 0 over the run
+    optimizer: str = "adam"
+    adam_eps: float = 1e-8
+    max_grad_norm: float = 10.0
+    double: bool = True
+    # MSE is the anchor's loss; with these CartPole settings Huber (available) let Q diverge (see README).
+    loss: str = "mse"
+
+
+@dataclass(frozen=True)
+class ExploreConfig:
+    """Exploration schedule shared by all strategies (ε-greedy uses it directly)."""
+
+    eps_start: float = 1.0
+    eps_end: float = 0.05
+    eps_decay_steps: int = 250_000
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Greedy evaluation on the clean parameters."""
+
+    every: int = 25_000  # env steps between evaluations; also the chunk size of the compiled loop
+    episodes: int = 10
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything one run needs; serialised to config.json."""
+
+    env: str = "cartpole"
+    agent: str = "dqn"
+    noise: str = "eps"
+    steps: int = 500_000
+    seed: int = 0
+    net: NetConfig = field(default_factory=NetConfig)
+    dqn: DQNConfig = field(default_factory=DQNConfig)
+    explore: ExploreConfig = field(default_factory=ExploreConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+AGENTS = ("dqn",)
+NOISES = ("none", "eps")
+OPTIMIZERS = ("adam", "rmsprop", "radam", "sgd")
+LOSSES = ("huber", "mse")
+HPARAMS = ("dqn.lr", "dqn.gamma", "dqn.tau", "explore.eps_start", "explore.eps_end", "explore.eps_decay_steps")
+
+
+def to_dict(cfg) -> dict:
+    """Nested plain dict (tuples become lists), for JSON."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(d: dict) -> Config:
+    """Rebuild a Config from `to_dict` output, type-checking every leaf."""
+    return apply_overrides(Config(), flatten(d))
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """{'dqn': {'lr': 1}} -> {'dqn.lr': 1}."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def keys(cfg=None, prefix: str = "") -> list[str]:
+    """All dotted leaf keys of a config."""
+    cfg = Config() if cfg is None else cfg
+    out = []
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            out += keys(v, f"{prefix}{f.name}.")
+        else:
+            out.append(prefix + f.name)
+    return out
+
+
+def _field_type(cls, name):
+    return typing.get_type_hints(cls)[name]
+
+
+def coerce(key: str, tp, value):
+    """Convert a CLI string (or a Python value from an experiment module) to type `tp`, or raise UserError."""
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        (elem, _) = typing.get_args(tp)
+        if isinstance(value, str):
+            parts = [p for p in value.replace("(", "").replace(")", "").split(",") if p.strip()]
+        elif isinstance(value, (list, tuple)):
+            parts = list(value)
+        else:
+            raise UserError(f"{key} expects a comma-separated list of {elem.__name__}, got {value!r}.")
+        return tuple(coerce(key, elem, p) for p in parts)
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"unsupported config type {tp}")  # pragma: no cover - no unions in configs
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off"):
+            return False
+        raise UserError(f"{key} expects true or false, got {value!r}.")
+    if tp is int:
+        if isinstance(value, bool):
+            raise UserError(f"{key} expects an integer, got {value!r}.")
+        if isinstance(value, int):
+            return value
+        try:
+            f = float(str(value).replace("_", ""))
+        except ValueError:
+            raise UserError(f"{key} expects an integer, got {value!r}.") from None
+        if not f.is_integer():
+            raise UserError(f"{key} expects an integer, got {value!r}.")
+        return int(f)
+    if tp is float:
+        if isinstance(value, bool):
+            raise UserError(f"{key} expects a number, got {value!r}.")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"{key} expects a number, got {value!r}.") from None
+    if tp is str:
+        if not isinstance(value, str):
+            raise UserError(f"{key} expects a string, got {value!r}.")
+        return value.strip()
+    raise TypeError(f"unsupported config type {tp}")  # pragma: no cover
+
+
+def apply_overrides(cfg: Config, overrides: dict) -> Config:
+    """Return cfg with dotted-key overrides applied; unknown keys and wrong types raise UserError."""
+    valid = keys(cfg)
+    for key, value in overrides.items():
+        if key not in valid:
+            raise UserError(f"unknown config key '{key}'.{did_you_mean(key, valid)}")
+        cfg = _replace(cfg, key.split("."), value, key)
+    validate(cfg)
+    return cfg
+
+
+def _replace(obj, path, value, key):
+    name = path[0]
+    if len(path) == 1:
+        return dataclasses.replace(obj, **{name: coerce(key, _field_type(type(obj), name), value)})
+    return dataclasses.replace(obj, **{name: _replace(getattr(obj, name), path[1:], value, key)})
+
+
+def parse_set(items: list[str]) -> dict:
+    """Parse repeated `--set key=value` strings into a dict (values stay strings; types are checked later)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--set expects key=value, got {item!r} (e.g. --set dqn.lr=1e-3).")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
+def validate(cfg: Config) -> None:
+    """Impossible values raise UserError with the fix."""
+    d = cfg.dqn
+
+    def need(ok, msg):
+        if not ok:
+            raise UserError(msg)
+
+    need(cfg.agent in AGENTS, f"unknown agent '{cfg.agent}'.{did_you_mean(cfg.agent, AGENTS)}")
+    need(cfg.noise in NOISES, f"unknown noise '{cfg.noise}'.{did_you_mean(cfg.noise, NOISES)}")
+    need(cfg.steps > 0, f"steps must be positive, got {cfg.steps}.")
+    need(d.optimizer in OPTIMIZERS, f"unknown dqn.optimizer '{d.optimizer}'.{did_you_mean(d.optimizer, OPTIMIZERS)}")
+    need(d.loss in LOSSES, f"unknown dqn.loss '{d.loss}'.{did_you_mean(d.loss, LOSSES)}")
+    for name in ("num_envs", "buffer_size", "batch_size", "train_every", "target_every"):
+        need(getattr(d, name) > 0, f"dqn.{name} must be positive, got {getattr(d, name)}.")
+    need(d.learning_starts >= 0, f"dqn.learning_starts must be >= 0, got {d.learning_starts}.")
+    need(all(h > 0 for h in cfg.net.hidden) and cfg.net.hidden, "net.hidden needs positive widths, e.g. 120,84.")
+    need(0.0 <= d.gamma <= 1.0, f"dqn.gamma must be in [0, 1], got {d.gamma}.")
+    need(0.0 < d.tau <= 1.0, f"dqn.tau must be in (0, 1], got {d.tau}.")
+    need(d.lr > 0, f"dqn.lr must be positive, got {d.lr}.")
+    need(d.max_grad_norm > 0, f"dqn.max_grad_norm must be positive, got {d.max_grad_norm}.")
+    e = cfg.explore
+    need(0.0 <= e.eps_end <= 1.0 and 0.0 <= e.eps_start <= 1.0, "explore.eps_start and eps_end must be in [0, 1].")
+    need(e.eps_decay_steps > 0, f"explore.eps_decay_steps must be positive, got {e.eps_decay_steps}.")
+    need(cfg.eval.every > 0, f"eval.every must be positive, got {cfg.eval.every}.")
+    need(cfg.eval.episodes > 0, f"eval.episodes must be positive, got {cfg.eval.episodes}.")
+    # The compiled loop steps all envs together, updates on a fixed beat and copies the target on a
+    # fixed beat; these must line up or the schedule would silently differ from what was asked.
+    n, tr = d.num_envs, d.train_every
+    need(
+        tr % n == 0 or n % tr == 0,
+        f"dqn.train_every ({tr}) and dqn.num_envs ({n}) must divide one another (one env step moves {n} steps).",
+    )
+    need(
+        d.target_every % max(n, tr) == 0,
+        f"dqn.target_every ({d.target_every}) must be a multiple of max(num_envs, train_every) = {max(n, tr)}.",
+    )
+    need(cfg.eval.every % d.target_every == 0, f"eval.every ({cfg.eval.every}) must be a multiple of dqn.target_every ({d.target_every}).")
+    need(cfg.steps % d.target_every == 0, f"steps ({cfg.steps}) must be a multiple of dqn.target_every ({d.target_every}).")
+    need(d.batch_size <= d.buffer_size, f"dqn.batch_size ({d.batch_size}) cannot exceed dqn.buffer_size ({d.buffer_size}).")

@@ -1,0 +1,88 @@
+"""Matplotlib figures written as PNG next to the numbers they show."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+# Figure without pyplot: no global figure registry to leak or close, and no backend switch that
+# would disturb a notebook that imports rlx. savefig(".png") renders with Agg regardless of backend.
+from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter
+
+# The 25-75% band only means something with a few seeds; with 2 or 3 it is just interpolation.
+_MIN_SEEDS_FOR_IQR = 4
+
+
+def _finite(v) -> bool:
+    # Rows straight from the runner may hold numpy scalars; rows read back from JSON hold Python ones.
+    return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _curve(rows: list[dict], key: str) -> dict | None:
+    """Per-step statistics across seeds for one metric, or None when no row has a finite value for it.
+
+    Returns steps, mean, lo/hi (min/max), q25/q75 and n_seeds; steps where only some seeds have a value
+    use those seeds.
+    """
+    values: dict[tuple[int, float], float] = {}
+    for r in rows:
+        v, step = r.get(key), r.get("steps")
+        if _finite(v) and _finite(step):
+            # A repeated (seed, step) comes from a resumed run; the later row wins.
+            values[(r.get("seed", 0), step)] = float(v)
+    if not values:
+        return None
+    seeds = list(dict.fromkeys(s for s, _ in values))
+    steps = sorted({t for _, t in values})
+    m = np.full((len(steps), len(seeds)), np.nan)
+    si = {s: i for i, s in enumerate(seeds)}
+    ti = {t: i for i, t in enumerate(steps)}
+    for (s, t), v in values.items():
+        m[ti[t], si[s]] = v
+    q25, q75 = np.nanpercentile(m, [25, 75], axis=1)
+    return {
+        "steps": np.asarray(steps, dtype=np.float64),
+        "mean": np.nanmean(m, axis=1),
+        "lo": np.nanmin(m, axis=1),
+        "hi": np.nanmax(m, axis=1),
+        "q25": q25,
+        "q75": q75,
+        "n_seeds": len(seeds),
+    }
+
+
+def learning_curves(
+    rows: list[dict], path: Path, *, keys=("eval_return", "return_mean"), title: str = ""
+) -> Path:
+    """Plot each metric in `keys` against steps: mean over seeds with min-max (and 25-75%) bands; write a PNG."""
+    path = Path(path)
+    curves = [(k, c) for k in keys if (c := _curve(rows, k)) is not None]
+    ncols = max(1, len(curves))
+    fig = Figure(figsize=(5.0 * ncols, 3.6), layout="constrained")
+    if not curves:
+        # Still write the file: a run that logged nothing should say so, not leave a missing plot.
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, f"no data for {', '.join(keys)}", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+    for i, (key, c) in enumerate(curves):
+        ax = fig.add_subplot(1, ncols, i + 1)
+        x = c["steps"]
+        ax.fill_between(x, c["lo"], c["hi"], color="C0", alpha=0.15, linewidth=0, label="min-max")
+        if c["n_seeds"] >= _MIN_SEEDS_FOR_IQR:
+            ax.fill_between(x, c["q25"], c["q75"], color="C0", alpha=0.3, linewidth=0, label="25-75%")
+        n = c["n_seeds"]
+        ax.plot(x, c["mean"], color="C0", linewidth=1.6, marker="o" if len(x) == 1 else None,
+                label=f"mean over {n} seed{'s' if n != 1 else ''}")
+        ax.set_xlabel("steps")
+        ax.set_ylabel(key)
+        ax.xaxis.set_major_formatter(EngFormatter())
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
+    if title:
+        fig.suptitle(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, format="png")
+    return path

@@ -1,0 +1,191 @@
+"""Compile once, vmap over seeds, run the compiled chunk from a Python loop.
+
+After each chunk (eval.every env steps) the loop evaluates greedily, appends metrics, saves an orbax
+checkpoint and reports progress, so resume and Ctrl-C are ordinary Python. Keys per seed come from
+`fold_in(PRNGKey(cfg.seed), i)`, so seed i is the same run whatever the number of seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rlx import config as C
+from rlx import envs
+from rlx.agents import dqn
+from rlx.errors import UserError
+from rlx.results import RunDir, summarize
+
+
+class Interrupted(Exception):
+    """Ctrl-C during training; the last complete chunk is checkpointed."""
+
+    def __init__(self, steps: int, run_dir: Path):
+        super().__init__(f"interrupted at {steps} steps; checkpoint saved in {run_dir}")
+        self.steps, self.run_dir = steps, run_dir
+
+
+@dataclass
+class Compiled:
+    """The jitted, vmapped programs of one (config, seeds) and how long compiling them took."""
+
+    agent: dqn.Agent
+    init: Callable
+    chunk: Callable
+    evaluate: Callable
+    compile_seconds: float = 0.0
+    _chunks: dict = field(default_factory=dict)
+
+    def chunk_for(self, state, hp, step0, num_blocks):
+        """The compiled chunk for num_blocks target periods (compiled on first use, timed)."""
+        if num_blocks not in self._chunks:
+            t = time.perf_counter()
+            lowered = self.chunk.lower(state, hp, jnp.int32(step0), num_blocks)
+            self._chunks[num_blocks] = lowered.compile()
+            self.compile_seconds += time.perf_counter() - t
+        return self._chunks[num_blocks]
+
+
+def seed_keys(cfg, seeds: int):
+    """One PRNG key per seed, independent of how many seeds run together."""
+    base = jax.random.PRNGKey(cfg.seed)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(seeds))
+
+
+def eval_keys(keys, steps: int):
+    """Greedy-evaluation keys for each seed at a given step; never reused by training."""
+    tag = jnp.uint32(0x5EED)
+    return jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, tag), steps))(keys)
+
+
+def batch_hparams(cfg, seeds: int):
+    """The config's batched hyperparameters repeated over the seed axis."""
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (seeds,)), dqn.hparams(cfg))
+
+
+def compile_agent(cfg, spec, seeds: int) -> Compiled:
+    """jit(vmap(...)) the agent's functions; the seed axis is the leading axis of state and hparams."""
+    agent = dqn.make_train(cfg, spec)
+    init = jax.jit(jax.vmap(agent.init))
+    chunk = jax.jit(jax.vmap(agent.chunk, in_axes=(0, 0, None, None)), static_argnums=3, donate_argnums=0)
+    evaluate = jax.jit(jax.vmap(agent.evaluate))
+    return Compiled(agent, init, chunk, evaluate)
+
+
+def _checkpointer(path: Path):
+    import orbax.checkpoint as ocp
+
+    opts = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
+    return ocp.CheckpointManager(path.absolute(), options=opts)
+
+
+def _save(mngr, steps: int, state, meta: dict):
+    import orbax.checkpoint as ocp
+
+    mngr.save(steps, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+
+
+def _restore(mngr, abstract_state, run_dir: Path):
+    """Latest checkpoint as (steps, state, meta); a clear UserError when it is unreadable or mismatched."""
+    import orbax.checkpoint as ocp
+
+    step = mngr.latest_step()
+    if step is None:
+        return 0, None, {}
+    try:
+        restored = mngr.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore())
+        )
+    except Exception as e:  # orbax raises many types for corrupt or mismatched trees
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise UserError(
+            f"cannot resume from {run_dir}/checkpoints/{step}: checkpoint is corrupt or does not match the config "
+            f"({first}). Start a fresh run with a new --name."
+        ) from None
+    return int(step), restored["state"], dict(restored["meta"])
+
+
+def _rows(metrics: dict, eval_returns, steps: int, chunk: int, seeds: int) -> list[dict]:
+    """Per-seed metric rows for one chunk (NaN stays NaN; results writes it as null)."""
+    rows = []
+    for s in range(seeds):
+        row = {"seed": s, "chunk": chunk, "steps": steps}
+        row.update({k: float(v[s]) for k, v in metrics.items()})
+        row["eval_return"] = float(np.mean(eval_returns[s]))
+        rows.append(row)
+    return rows
+
+
+def train(cfg: C.Config, seeds: int, run_dir: RunDir, *, resume: bool = False, on_chunk: Callable | None = None) -> dict:
+    """Train `seeds` seeds of cfg to cfg.steps env steps each; returns the summary (also written to disk)."""
+    if seeds <= 0:
+        raise UserError(f"seeds must be positive, got {seeds}.")
+    spec = envs.make(cfg.env)
+    wall0 = time.perf_counter()
+    prog = compile_agent(cfg, spec, seeds)
+    keys, hp = seed_keys(cfg, seeds), batch_hparams(cfg, seeds)
+    t = time.perf_counter()
+    init_c = prog.init.lower(keys, hp).compile()
+    prog.compile_seconds += time.perf_counter() - t
+    abstract = jax.eval_shape(prog.init, keys, hp)
+
+    mngr = _checkpointer(run_dir.checkpoint_dir)
+    steps_done, state, meta = (0, None, {})
+    if resume:
+        steps_done, state, meta = _restore(mngr, abstract, run_dir.path)
+        run_dir.truncate_metrics(steps_done)
+    if state is None:
+        state = init_c(keys, hp)
+    prior_wall = float(meta.get("wall_seconds", 0.0))
+
+    block = prog.agent.block_steps
+    chunk_blocks = cfg.eval.every // block
+    chunk_idx = steps_done // cfg.eval.every
+    eval_returns = None
+    try:
+        while steps_done < cfg.steps:
+            nb = min(chunk_blocks, (cfg.steps - steps_done) // block)
+            run_chunk = prog.chunk_for(state, hp, steps_done, nb)
+            state, metrics = run_chunk(state, hp, jnp.int32(steps_done))
+            steps_done += nb * block
+            chunk_idx += 1
+            eval_returns = np.asarray(prog.evaluate(state.params, eval_keys(keys, steps_done)))
+            rows = _rows(jax.device_get(metrics), eval_returns, steps_done, chunk_idx, seeds)
+            run_dir.append_metrics(rows)
+            wall = prior_wall + time.perf_counter() - wall0
+            _save(mngr, steps_done, state, {"steps": steps_done, "wall_seconds": wall})
+            if on_chunk is not None:
+                on_chunk(steps_done, rows)
+    except KeyboardInterrupt:
+        mngr.wait_until_finished()
+        mngr.close()
+        raise Interrupted(steps_done, run_dir.path) from None
+    mngr.wait_until_finished()
+    mngr.close()
+    if eval_returns is None:  # resumed a finished run: evaluate the restored parameters once more
+        eval_returns = np.asarray(prog.evaluate(state.params, eval_keys(keys, steps_done)))
+    wall = prior_wall + time.perf_counter() - wall0
+    summary = {
+        "env": cfg.env,
+        "agent": cfg.agent,
+        "noise": cfg.noise,
+        "seeds": seeds,
+        "steps": steps_done,
+        "wall_seconds": round(wall, 3),
+        "compile_seconds": round(prog.compile_seconds, 3),
+        "eval_return": summarize([float(np.mean(r)) for r in eval_returns]),
+    }
+    run_dir.write_summary(summary)
+    return summary
+
+
+def default_chunks(cfg) -> int:
+    """Number of chunks (and evaluations) a run of cfg makes."""
+    return math.ceil(cfg.steps / cfg.eval.every)
