@@ -89,15 +89,15 @@ def td_target(reward, terminated, next_value, gamma):
 def q_loss(params, target, batch, gamma, q_apply, double: bool = True, loss: str = "huber"):
     """TD loss on a replay batch; returns (loss, mean Q(s, a)). Double DQN picks a' with the online net."""
     obs, next_obs = batch["obs"], batch["next_obs"]
+    q_next_target = q_apply(target, next_obs)
     if double:
-        # One forward pass for Q(s) and Q(s'): fewer, larger ops are faster than two small ones.
-        q_both = q_apply(params, jnp.concatenate([obs, next_obs]))
-        q, q_next_online = q_both[: obs.shape[0]], jax.lax.stop_gradient(q_both[obs.shape[0] :])
-        next_a = greedy(q_next_online)
-        next_v = jnp.take_along_axis(q_apply(target, next_obs), next_a[:, None], axis=-1)[:, 0]
+        # Separate passes: one concatenated Q(s)+Q(s') pass measured 2x slower on CPU, since the
+        # backward pass then runs over twice the rows.
+        next_a = greedy(jax.lax.stop_gradient(q_apply(params, next_obs)))
+        next_v = jnp.take_along_axis(q_next_target, next_a[:, None], axis=-1)[:, 0]
     else:
-        q = q_apply(params, obs)
-        next_v = jnp.max(q_apply(target, next_obs), axis=-1)
+        next_v = jnp.max(q_next_target, axis=-1)
+    q = q_apply(params, obs)
     y = jax.lax.stop_gradient(td_target(batch["reward"], batch["terminated"], next_v, gamma))
     q_sa = jnp.take_along_axis(q, batch["action"][:, None], axis=-1)[:, 0]
     err = q_sa - y
@@ -184,72 +184,57 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
         explore, metrics = strategy.adapt(ts.explore, k, q_apply, ts.params, obs, step, hp)
         return ts._replace(explore=explore, key=key), metrics
 
-    def unit(ts, hp, step):
+    # Scan bodies carry running sums instead of stacking per-step outputs: stacked outputs under vmap
+    # made each step cost O(scan length) (measured: 36 us/step at 50 steps per block, 364 at 500).
+    def act_acc(ts, acc, hp, step):
+        ts, (ret, eps_done), ex = act_and_step(ts, hp, step)
+        return ts, {**acc, **ex, "return_sum": acc["return_sum"] + ret, "episodes": acc["episodes"] + eps_done}
+
+    def update_acc(ts, acc, hp, step):
+        ts, (loss, q_mean) = update(ts, hp, step)
+        return ts, {**acc, "loss_sum": acc["loss_sum"] + loss, "q_sum": acc["q_sum"] + q_mean, "updates": acc["updates"] + 1.0}
+
+    def unit(c, u, hp, step0):
         """iters_per_unit env steps, then updates_per_unit gradient updates."""
+        ts, acc = c
+        step = step0 + u * unit_steps
+        if iters_per_unit == 1:
+            ts, acc = act_acc(ts, acc, hp, step)
+        else:
+            ts, acc = jax.lax.fori_loop(0, iters_per_unit, lambda i, c: act_acc(*c, hp, step + i * n), (ts, acc))
+        for _ in range(updates_per_unit):  # a few at most: num_envs / train_every
+            ts, acc = update_acc(ts, acc, hp, step + unit_steps)
+        return (ts, acc), None
 
-        def one_iter(c, i):
-            ts, fin = c
-            ts, f, ex = act_and_step(ts, hp, step + i * n)
-            return (ts, (fin[0] + f[0], fin[1] + f[1])), ex
-
-        (ts, fin), ex = jax.lax.scan(one_iter, (ts, (0.0, 0.0)), jnp.arange(iters_per_unit))
-
-        def one_update(ts, j):
-            return update(ts, hp, step + unit_steps)
-
-        ts, (loss, q_mean) = jax.lax.scan(one_update, ts, jnp.arange(updates_per_unit))
-        return ts, fin, ex, jnp.mean(loss), jnp.mean(q_mean)
-
-    def train_block(ts, hp, step):
-        def body(ts, u):
-            ts, fin, ex, loss, q = unit(ts, hp, step + u * unit_steps)
-            return ts, (fin, ex, loss, q)
-
-        ts, (fin, ex, loss, q) = jax.lax.scan(body, ts, jnp.arange(units_per_block))
+    def train_block(ts, acc, hp, step):
+        (ts, acc), _ = jax.lax.scan(lambda c, u: unit(c, u, hp, step), (ts, acc), jnp.arange(units_per_block))
         tau = hp.tau
         target = jax.tree.map(lambda p, t: tau * p + (1.0 - tau) * t, ts.params, ts.target)
-        ts = ts._replace(target=target)
-        ex_last = jax.tree.map(lambda x: x[-1, -1], ex)
-        return ts, _block_metrics(fin, ex_last, jnp.sum(loss), jnp.sum(q), jnp.float32(units_per_block))
+        return ts._replace(target=target), acc
 
-    def collect_block(ts, hp, step):
-        def body(ts, i):
-            ts, f, ex = act_and_step(ts, hp, step + i * n)
-            return ts, (f, ex)
+    def collect_block(ts, acc, hp, step):
+        return jax.lax.fori_loop(0, block_iters, lambda i, c: act_acc(*c, hp, step + i * n), (ts, acc))
 
-        ts, (fin, ex) = jax.lax.scan(body, ts, jnp.arange(block_iters))
-        ex_last = jax.tree.map(lambda x: x[-1], ex)
-        zero = jnp.float32(0.0)
-        return ts, _block_metrics(fin, ex_last, zero, zero, zero)
-
-    def _block_metrics(fin, ex, loss_sum, q_sum, n_updates):
-        return dict(
-            return_sum=jnp.sum(fin[0]),
-            episodes=jnp.sum(fin[1]),
-            loss_sum=loss_sum,
-            q_sum=q_sum,
-            updates=n_updates,
-            **ex,
-        )
+    def zero_metrics(ts, hp):
+        ex = jax.eval_shape(lambda: act_and_step(ts, hp, 0)[2])
+        sums = ("return_sum", "episodes", "loss_sum", "q_sum", "updates")
+        return {**{k: jnp.float32(0.0) for k in sums}, **jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), ex)}
 
     def chunk(ts, hp, step0, num_blocks: int):
         """Run num_blocks target periods starting at env step step0 (shared across seeds)."""
 
-        def body(ts, b):
+        def body(c, b):
             step = step0 + b * d.target_every
-            learning = step >= d.learning_starts
-            return jax.lax.cond(learning, train_block, collect_block, ts, hp, step)
+            return jax.lax.cond(step >= d.learning_starts, train_block, collect_block, *c, hp, step), None
 
-        ts, m = jax.lax.scan(body, ts, jnp.arange(num_blocks))
-        episodes = jnp.sum(m["episodes"])
-        updates = jnp.sum(m["updates"])
+        (ts, m), _ = jax.lax.scan(body, (ts, zero_metrics(ts, hp)), jnp.arange(num_blocks))
         metrics = {
-            "episodes": episodes,
-            "return_mean": jnp.sum(m["return_sum"]) / episodes,  # NaN when no episode finished
-            "loss": jnp.sum(m["loss_sum"]) / updates,
-            "q_mean": jnp.sum(m["q_sum"]) / updates,
+            "episodes": m["episodes"],
+            "return_mean": m["return_sum"] / m["episodes"],  # NaN when no episode finished
+            "loss": m["loss_sum"] / m["updates"],  # NaN before learning starts
+            "q_mean": m["q_sum"] / m["updates"],
         }
-        metrics.update({k: v[-1] for k, v in m.items() if k not in ("return_sum", "episodes", "loss_sum", "q_sum", "updates")})
+        metrics.update({k: v for k, v in m.items() if k not in ("return_sum", "loss_sum", "q_sum", "updates")})
         return ts, metrics
 
     def evaluate(params, key):
