@@ -28,8 +28,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-console = Console()
-err_console = Console(stderr=True)
+# Without a terminal rich assumes 80 columns, which wraps the results table; logs read better wider.
+console = Console(width=None if sys.stdout.isatty() else 140)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 def _run_dir(out: Path, name: str | None, prefix: str, resume: bool) -> Path:

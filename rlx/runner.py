@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlx import config as C
-from rlx import envs
+from rlx import envs, plots
 from rlx.agents import dqn
 from rlx.errors import UserError
 from rlx.results import RunDir, summarize
@@ -183,6 +183,7 @@ def train(cfg: C.Config, seeds: int, run_dir: RunDir, *, resume: bool = False, o
         "eval_return": summarize([float(np.mean(r)) for r in eval_returns]),
     }
     run_dir.write_summary(summary)
+    plots.learning_curves(run_dir.read_metrics(), run_dir.path / "learning_curve.png", title=f"{cfg.env} {cfg.noise}")
     return summary
 
 

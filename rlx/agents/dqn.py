@@ -234,7 +234,7 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
             "loss": m["loss_sum"] / m["updates"],  # NaN before learning starts
             "q_mean": m["q_sum"] / m["updates"],
         }
-        metrics.update({k: v for k, v in m.items() if k not in ("return_sum", "loss_sum", "q_sum", "updates")})
+        metrics.update({k: v for k, v in m.items() if k not in ("return_sum", "loss_sum", "q_sum")})
         return ts, metrics
 
     def evaluate(params, key):

@@ -1,0 +1,210 @@
+"""The `rlx` command line end to end: options, run directory, determinism, resume, Ctrl-C, errors."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rlx.cli import main
+
+SMALL = [
+    "--steps", "4000",
+    "--set", "dqn.learning_starts=1000",
+    "--set", "dqn.buffer_size=2000",
+    "--set", "dqn.batch_size=32",
+    "--set", "eval.every=1000",
+    "--set", "eval.episodes=3",
+    "--set", "explore.eps_decay_steps=3000",
+]  # fmt: skip
+
+# Every option of `rlx train --help` and the test below that exercises it.
+TRAIN_OPTIONS = {
+    "--noise": "test_train_writes_the_run_directory",
+    "--seeds": "test_train_writes_the_run_directory",
+    "--steps": "test_train_writes_the_run_directory",
+    "--set": "test_train_writes_the_run_directory",
+    "--out": "test_train_writes_the_run_directory",
+    "--name": "test_train_writes_the_run_directory",
+    "--resume": "test_resume_after_interrupt_matches_uninterrupted_run",
+    "--experiment": "test_experiment_module_sets_the_run",
+    "--help": "test_every_train_option_is_exercised",
+}
+
+
+def rlx(capsys, *args):
+    rc = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def metrics(path: Path):
+    return [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_help_lists_the_commands(capsys):
+    rc, out, _ = rlx(capsys, "--help")
+    assert rc == 0
+    for cmd in ("train", "envs", "list"):
+        assert re.search(rf"^\s+{cmd}\s", out, re.M), cmd
+
+
+def test_every_train_option_is_exercised(capsys):
+    rc, out, _ = rlx(capsys, "train", "--help")
+    assert rc == 0
+    assert set(re.findall(r"(--[a-z][a-z-]*)", out)) == set(TRAIN_OPTIONS)
+    names = {n for n in globals() if n.startswith("test_")}
+    assert set(TRAIN_OPTIONS.values()) <= names
+
+
+def test_envs_and_list(capsys):
+    rc, out, _ = rlx(capsys, "envs")
+    assert rc == 0 and "cartpole" in out and "(4,)" in out and "chain-N" in out
+    rc, out, _ = rlx(capsys, "list")
+    assert rc == 0 and "cartpole" in out
+
+
+def test_train_writes_the_run_directory(tmp_path, capsys):
+    rc, out, err = rlx(capsys, "train", "cartpole", "--noise", "eps", "--seeds", 2, *SMALL, "--out", tmp_path, "--name", "a")
+    assert rc == 0, err
+    run = tmp_path / "a"
+    summary = json.loads((run / "summary.json").read_text())
+    assert {"env", "agent", "noise", "seeds", "steps", "wall_seconds", "compile_seconds", "eval_return"} <= set(summary)
+    assert summary["steps"] == 4000 and summary["seeds"] == 2 and summary["env"] == "cartpole"
+    ev = summary["eval_return"]
+    assert set(ev) == {"mean", "iqm", "ci95", "per_seed"} and len(ev["per_seed"]) == 2
+    assert ev["ci95"][0] <= ev["mean"] <= ev["ci95"][1]
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["seeds"] == 2 and cfg["config"]["dqn"]["batch_size"] == 32
+    rows = metrics(run)
+    assert len(rows) == 2 * 4 and {r["seed"] for r in rows} == {0, 1}
+    assert (run / "learning_curve.png").stat().st_size > 1000
+    assert any((run / "checkpoints").iterdir())
+    assert "greedy evaluation" in out
+    # seeds differ
+    s0 = [r["eval_return"] for r in rows if r["seed"] == 0] + [r["loss"] for r in rows if r["seed"] == 0]
+    s1 = [r["eval_return"] for r in rows if r["seed"] == 1] + [r["loss"] for r in rows if r["seed"] == 1]
+    assert s0 != s1
+
+
+def test_same_seed_gives_identical_metrics(tmp_path, capsys):
+    for name in ("x", "y"):
+        rc, _, err = rlx(capsys, "train", "cartpole", "--seeds", 2, *SMALL, "--out", tmp_path, "--name", name)
+        assert rc == 0, err
+    assert metrics(tmp_path / "x") == metrics(tmp_path / "y")
+
+
+def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, capsys, monkeypatch):
+    from rlx import runner
+
+    rc, _, err = rlx(capsys, "train", "cartpole", "--seeds", 2, *SMALL, "--out", tmp_path, "--name", "full")
+    assert rc == 0, err
+
+    real_train = runner.train
+
+    def interrupted_train(*args, on_chunk=None, **kw):
+        def hook(steps, rows):
+            on_chunk(steps, rows)
+            if steps == 2000:  # Ctrl-C arrives after chunk 2 of 4
+                raise KeyboardInterrupt
+
+        return real_train(*args, on_chunk=hook, **kw)
+
+    monkeypatch.setattr(runner, "train", interrupted_train)
+    rc, _, err = rlx(capsys, "train", "cartpole", "--seeds", 2, *SMALL, "--out", tmp_path, "--name", "cut")
+    assert rc == 130 and "--resume" in err
+    assert max(r["steps"] for r in metrics(tmp_path / "cut")) == 2000
+    monkeypatch.setattr(runner, "train", real_train)
+    rc, _, err = rlx(capsys, "train", "cartpole", "--resume", "--out", tmp_path, "--name", "cut")
+    assert rc == 0, err
+    assert metrics(tmp_path / "cut") == metrics(tmp_path / "full")
+    # flags that contradict the saved run are refused, and nothing is lost
+    rc, _, err = rlx(capsys, "train", "cartpole", "--resume", "--set", "dqn.lr=1", "--out", tmp_path, "--name", "cut")
+    assert rc == 2 and "dqn.lr" in err
+    assert metrics(tmp_path / "cut") == metrics(tmp_path / "full")
+
+
+def test_experiment_module_sets_the_run(tmp_path, capsys):
+    mod = tmp_path / "mine.py"
+    mod.write_text(
+        "from rlx.experiment import Experiment\n"
+        "EXPERIMENT = Experiment(name='mine', env='cartpole', noise='none', seeds=1, steps=2000,\n"
+        "    set={'dqn.learning_starts': 1000, 'eval.every': 1000, 'eval.episodes': 2, 'dqn.batch_size': 16})\n"
+    )
+    rc, _, err = rlx(capsys, "train", "--experiment", mod, "--out", tmp_path, "--name", "e")
+    assert rc == 0, err
+    cfg = json.loads((tmp_path / "e" / "config.json").read_text())
+    assert cfg["config"]["noise"] == "none" and cfg["config"]["dqn"]["batch_size"] == 16 and cfg["seeds"] == 1
+    summary = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert summary["noise"] == "none" and summary["steps"] == 2000
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["train", "cartpol"], "unknown env"),
+        (["train", "cartpole", "--noise", "loud"], "unknown noise"),
+        (["train", "cartpole", "--set", "dqn.lrr=1"], "unknown config key 'dqn.lrr'"),
+        (["train", "cartpole", "--set", "dqn.lr=fast"], "dqn.lr expects a number"),
+        (["train", "cartpole", "--seeds", "abc"], "--seeds"),
+        (["train", "cartpole", "--seeds", "0"], "seeds must be positive"),
+        (["train", "cartpole", "--steps", "-10"], "steps must be positive"),
+        (["train", "--experiment", "nosuch"], "unknown experiment"),
+        (["train", "cartpole", "--resume", "--name", "never"], "nothing to resume"),
+        (["train"], "give an env"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, fragment, capsys, tmp_path):
+    rc, _, err = rlx(capsys, *args, "--out", tmp_path)
+    assert rc == 2
+    assert fragment.lower() in err.lower() and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_unwritable_out_is_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    rc, _, err = rlx(capsys, "train", "cartpole", *SMALL, "--out", blocker / "runs")
+    assert rc == 2 and "cannot write" in err and err.count("\n") == 1
+
+
+def test_existing_run_is_never_overwritten(tmp_path, capsys):
+    rc, _, _ = rlx(capsys, "train", "cartpole", "--steps", "2000", *SMALL[2:], "--out", tmp_path, "--name", "r")
+    assert rc == 0
+    before = (tmp_path / "r" / "metrics.jsonl").read_text()
+    rc, _, err = rlx(capsys, "train", "cartpole", "--steps", "2000", *SMALL[2:], "--out", tmp_path, "--name", "r")
+    assert rc == 2 and "--resume" in err
+    assert (tmp_path / "r" / "metrics.jsonl").read_text() == before
+
+
+def test_corrupt_checkpoint_on_resume_is_exit_2(tmp_path, capsys):
+    rc, _, _ = rlx(capsys, "train", "cartpole", "--steps", "2000", *SMALL[2:], "--out", tmp_path, "--name", "r")
+    assert rc == 0
+    for f in (tmp_path / "r" / "checkpoints").rglob("*"):
+        if f.is_file() and "state" in f.parts:
+            f.write_bytes(b"garbage")
+    before = (tmp_path / "r" / "metrics.jsonl").read_text()
+    rc, _, err = rlx(capsys, "train", "cartpole", "--resume", "--out", tmp_path, "--name", "r")
+    assert rc == 2 and "cannot resume" in err and err.count("\n") == 1
+    assert (tmp_path / "r" / "metrics.jsonl").read_text() == before
+
+
+def test_ctrl_c_saves_the_last_chunk_and_exits_130(tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "rlx.cli", "train", "cartpole", "--steps", "400000", *SMALL[2:], "--out", str(tmp_path), "--name", "c"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    metrics_file = tmp_path / "c" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics_file.exists() and metrics_file.read_text().count("\n") >= 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    ckpts = [int(p.name) for p in (tmp_path / "c" / "checkpoints").iterdir() if p.name.isdigit()]
+    assert ckpts and max(ckpts) >= 2000
+    assert max(r["steps"] for r in metrics(tmp_path / "c")) >= max(ckpts)
