@@ -86,6 +86,7 @@ def train(
     from rlx import runner
     from rlx.results import RunDir
 
+    runner.enable_compile_cache()
     cfg, n_seeds, flags, seeds_given = _resolve(env, noise, seeds, steps, sets, experiment)
     path = _run_dir(out, name, f"{cfg.env}-{cfg.noise}", resume)
     run_dir = RunDir(path, resume=resume)

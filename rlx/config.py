@@ -60,7 +60,7 @@ class ExploreConfig:
 class EvalConfig:
     """Greedy evaluation on the clean parameters."""
 
-    every: int = 25_000  # env steps between evaluations; also the chunk size of the compiled loop
+    every: int = 50_000  # env steps between evaluations; also the chunk size of the compiled loop
     episodes: int = 10
 
 

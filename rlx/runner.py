@@ -53,6 +53,17 @@ class Compiled:
         return self._chunks[num_blocks]
 
 
+def enable_compile_cache() -> None:
+    """Persist compiled programs across runs (RLX_COMPILE_CACHE=DIR, or off); re-runs skip most compiling."""
+    import os
+
+    where = os.environ.get("RLX_COMPILE_CACHE", str(Path.home() / ".cache" / "rlx" / "jax"))
+    if where.lower() in ("", "0", "off", "false", "no"):
+        return
+    jax.config.update("jax_compilation_cache_dir", where)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def seed_keys(cfg, seeds: int):
     """One PRNG key per seed, independent of how many seeds run together."""
     base = jax.random.PRNGKey(cfg.seed)
@@ -63,6 +74,15 @@ def eval_keys(keys, steps: int):
     """Greedy-evaluation keys for each seed at a given step; never reused by training."""
     tag = jnp.uint32(0x5EED)
     return jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, tag), steps))(keys)
+
+
+def seed_sharding(seeds: int):
+    """Shard the leading seed axis over as many local devices as divide it (CPU cores count as devices)."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    devices = jax.local_devices()
+    n = max(k for k in range(1, len(devices) + 1) if seeds % k == 0)
+    return NamedSharding(Mesh(np.array(devices[:n]), ("seed",)), PartitionSpec("seed"))
 
 
 def batch_hparams(cfg, seeds: int):
@@ -77,6 +97,41 @@ def compile_agent(cfg, spec, seeds: int) -> Compiled:
     chunk = jax.jit(jax.vmap(agent.chunk, in_axes=(0, 0, None, None)), static_argnums=3, donate_argnums=0)
     evaluate = jax.jit(jax.vmap(agent.evaluate))
     return Compiled(agent, init, chunk, evaluate)
+
+
+class _StopOnCtrlC:
+    """First Ctrl-C: finish and save the chunk in flight, then stop. A second one aborts at once.
+
+    A KeyboardInterrupt raised inside orbax's background save threads would leave a torn checkpoint,
+    and the compiled chunk cannot be interrupted anyway, so the loop polls this flag between chunks.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        import sys
+
+        print("rlx: Ctrl-C: stopping after the current chunk is saved (Ctrl-C again to abort)", file=sys.stderr)
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
 
 
 def _checkpointer(path: Path):
@@ -130,11 +185,14 @@ def train(cfg: C.Config, seeds: int, run_dir: RunDir, *, resume: bool = False, o
     spec = envs.make(cfg.env)
     wall0 = time.perf_counter()
     prog = compile_agent(cfg, spec, seeds)
-    keys, hp = seed_keys(cfg, seeds), batch_hparams(cfg, seeds)
+    sharding = seed_sharding(seeds)
+    keys, hp = jax.device_put((seed_keys(cfg, seeds), batch_hparams(cfg, seeds)), sharding)
     t = time.perf_counter()
     init_c = prog.init.lower(keys, hp).compile()
     prog.compile_seconds += time.perf_counter() - t
-    abstract = jax.eval_shape(prog.init, keys, hp)
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), jax.eval_shape(prog.init, keys, hp)
+    )
 
     mngr = _checkpointer(run_dir.checkpoint_dir)
     steps_done, state, meta = (0, None, {})
@@ -142,27 +200,31 @@ def train(cfg: C.Config, seeds: int, run_dir: RunDir, *, resume: bool = False, o
         steps_done, state, meta = _restore(mngr, abstract, run_dir.path)
         run_dir.truncate_metrics(steps_done)
     if state is None:
-        state = init_c(keys, hp)
+        state = jax.device_put(init_c(keys, hp), sharding)
     prior_wall = float(meta.get("wall_seconds", 0.0))
 
     block = prog.agent.block_steps
     chunk_blocks = cfg.eval.every // block
     chunk_idx = steps_done // cfg.eval.every
     eval_returns = None
+    stop = _StopOnCtrlC()
     try:
-        while steps_done < cfg.steps:
-            nb = min(chunk_blocks, (cfg.steps - steps_done) // block)
-            run_chunk = prog.chunk_for(state, hp, steps_done, nb)
-            state, metrics = run_chunk(state, hp, jnp.int32(steps_done))
-            steps_done += nb * block
-            chunk_idx += 1
-            eval_returns = np.asarray(prog.evaluate(state.params, eval_keys(keys, steps_done)))
-            rows = _rows(jax.device_get(metrics), eval_returns, steps_done, chunk_idx, seeds)
-            run_dir.append_metrics(rows)
-            wall = prior_wall + time.perf_counter() - wall0
-            _save(mngr, steps_done, state, {"steps": steps_done, "wall_seconds": wall})
-            if on_chunk is not None:
-                on_chunk(steps_done, rows)
+        with stop:
+            while steps_done < cfg.steps:
+                nb = min(chunk_blocks, (cfg.steps - steps_done) // block)
+                run_chunk = prog.chunk_for(state, hp, steps_done, nb)
+                state, metrics = run_chunk(state, hp, jnp.int32(steps_done))
+                steps_done += nb * block
+                chunk_idx += 1
+                eval_returns = np.asarray(prog.evaluate(state.params, eval_keys(keys, steps_done)))
+                rows = _rows(jax.device_get(metrics), eval_returns, steps_done, chunk_idx, seeds)
+                run_dir.append_metrics(rows)
+                wall = prior_wall + time.perf_counter() - wall0
+                _save(mngr, steps_done, state, {"steps": steps_done, "wall_seconds": wall})
+                if on_chunk is not None:
+                    on_chunk(steps_done, rows)
+                if stop.requested and steps_done < cfg.steps:
+                    raise KeyboardInterrupt
     except KeyboardInterrupt:
         mngr.wait_until_finished()
         mngr.close()

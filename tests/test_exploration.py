@@ -7,7 +7,6 @@ from rlx import exploration
 from rlx.errors import UserError
 
 
-
 class _HP:
     eps_start, eps_end, eps_decay_steps = 1.0, 0.05, 1000.0
 

@@ -117,7 +117,6 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
     updates_per_unit = max(1, n // d.train_every)
     unit_steps = iters_per_unit * n
     units_per_block = d.target_every // unit_steps
-    block_iters = d.target_every // n
     total_steps = cfg.steps
 
     env_step = jax.vmap(lambda k, s, a: envs.step(spec, k, s, a))
@@ -195,25 +194,30 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
         return ts, {**acc, "loss_sum": acc["loss_sum"] + loss, "q_sum": acc["q_sum"] + q_mean, "updates": acc["updates"] + 1.0}
 
     def unit(c, u, hp, step0):
-        """iters_per_unit env steps, then updates_per_unit gradient updates."""
+        """iters_per_unit env steps, then updates_per_unit gradient updates once learning has started."""
         ts, acc = c
         step = step0 + u * unit_steps
         if iters_per_unit == 1:
             ts, acc = act_acc(ts, acc, hp, step)
         else:
             ts, acc = jax.lax.fori_loop(0, iters_per_unit, lambda i, c: act_acc(*c, hp, step + i * n), (ts, acc))
-        for _ in range(updates_per_unit):  # a few at most: num_envs / train_every
-            ts, acc = update_acc(ts, acc, hp, step + unit_steps)
+
+        def learn(ts, acc):
+            for _ in range(updates_per_unit):  # a few at most: num_envs / train_every
+                ts, acc = update_acc(ts, acc, hp, step + unit_steps)
+            return ts, acc
+
+        # `step` is shared by all seeds (not batched), so under vmap this stays a real branch.
+        ts, acc = jax.lax.cond(step >= d.learning_starts, learn, lambda ts, acc: (ts, acc), ts, acc)
         return (ts, acc), None
 
-    def train_block(ts, acc, hp, step):
-        (ts, acc), _ = jax.lax.scan(lambda c, u: unit(c, u, hp, step), (ts, acc), jnp.arange(units_per_block))
+    def block(c, b, hp, step0):
+        """One target period: units of acting and learning, then the target update."""
+        step = step0 + b * d.target_every
+        (ts, acc), _ = jax.lax.scan(lambda c, u: unit(c, u, hp, step), c, jnp.arange(units_per_block))
         tau = hp.tau
         target = jax.tree.map(lambda p, t: tau * p + (1.0 - tau) * t, ts.params, ts.target)
-        return ts._replace(target=target), acc
-
-    def collect_block(ts, acc, hp, step):
-        return jax.lax.fori_loop(0, block_iters, lambda i, c: act_acc(*c, hp, step + i * n), (ts, acc))
+        return (ts._replace(target=target), acc), None
 
     def zero_metrics(ts, hp):
         ex = jax.eval_shape(lambda: act_and_step(ts, hp, 0)[2])
@@ -223,11 +227,7 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
     def chunk(ts, hp, step0, num_blocks: int):
         """Run num_blocks target periods starting at env step step0 (shared across seeds)."""
 
-        def body(c, b):
-            step = step0 + b * d.target_every
-            return jax.lax.cond(step >= d.learning_starts, train_block, collect_block, *c, hp, step), None
-
-        (ts, m), _ = jax.lax.scan(body, (ts, zero_metrics(ts, hp)), jnp.arange(num_blocks))
+        (ts, m), _ = jax.lax.scan(lambda c, b: block(c, b, hp, step0), (ts, zero_metrics(ts, hp)), jnp.arange(num_blocks))
         metrics = {
             "episodes": m["episodes"],
             "return_mean": m["return_sum"] / m["episodes"],  # NaN when no episode finished

@@ -1,0 +1,103 @@
+"""`make bench`: rlx's DQN against the pure-JAX reference structure, measured in this one run.
+
+Each measurement runs in a fresh subprocess (cold JIT, no shared caches), one after another, so the
+ratios compare like with like on this machine. Wall times are printed, but the numbers to quote are
+the ratios, measured here and now.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_rlx(seeds: int, steps: int, extra: list[str], cache: str = "off") -> dict:
+    """`rlx train cartpole --noise eps` at the anchor settings (experiments/cartpole.py) in a subprocess."""
+    env = {**os.environ, "RLX_COMPILE_CACHE": cache}
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [
+            sys.executable, "-m", "rlx.cli", "train", "--experiment", "cartpole", "--noise", "eps",
+            "--seeds", str(seeds), "--steps", str(steps), "--out", out, "--name", "bench", *extra,
+        ]  # fmt: skip
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT, env=env)
+        process = time.perf_counter() - t
+        s = json.loads((Path(out) / "bench" / "summary.json").read_text())
+    return {
+        "seeds": seeds,
+        "wall": s["wall_seconds"],
+        "compile": s["compile_seconds"],
+        "process": process,
+        "return": s["eval_return"]["mean"],
+    }
+
+
+def run_reference(seeds: int, steps: int) -> dict:
+    """bench/reference_dqn.py (PureJaxRL's DQN structure) in a subprocess."""
+    code = (
+        "import json, sys; sys.path.insert(0, 'bench'); import reference_dqn as r; "
+        f"print(json.dumps(r.run({seeds}, {steps})))"
+    )
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT)
+    process = time.perf_counter() - t
+    d = json.loads(p.stdout.strip().splitlines()[-1])
+    return {
+        "seeds": seeds,
+        "wall": d["wall_seconds"],
+        "compile": d["compile_seconds"],
+        "process": process,
+        "return": d["final_return_mean"],
+        "buffer": d.get("buffer", "?"),
+    }
+
+
+def main() -> None:
+    """Print the benchmark table and the ratios."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--steps", type=int, default=500_000)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 8])
+    args = ap.parse_args()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
+    import jax
+
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; CartPole DQN, anchor settings, {args.steps:,} steps per seed\n")
+    rows = []
+    for seeds in args.seeds:
+        ref = run_reference(seeds, args.steps)
+        runs = [("reference (PureJaxRL structure)", ref), ("rlx train (Double DQN, default)", run_rlx(seeds, args.steps, []))]
+        if seeds == 1:
+            runs.append(("rlx, dqn.double=false (ref's algo)", run_rlx(1, args.steps, ["--set", "dqn.double=false"])))
+            with tempfile.TemporaryDirectory() as cache:
+                run_rlx(1, args.steps, [], cache)  # fills the persistent compile cache
+                runs.append(("rlx, warm compile cache", run_rlx(1, args.steps, [], cache)))
+        rows.append((seeds, ref, runs[1][1]))
+        print(f"{seeds} seed(s)")
+        for name, r in runs:
+            run_s = r["wall"] - r["compile"]
+            print(
+                f"  {name:36s} wall {r['wall']:6.1f} s (compile {r['compile']:4.1f} s, run {run_s:6.1f} s) "
+                f"{args.steps * seeds / run_s:8,.0f} env steps/s  process {r['process']:6.1f} s  return {r['return']:.1f}"
+            )
+        for name, r in runs[1:]:
+            print(f"  speed-up of {name.strip()} over the reference (wall, compile included): {ref['wall'] / r['wall']:.2f}x")
+        print()
+    if len(rows) > 1:
+        one, many = rows[0], rows[-1]
+        print(
+            f"{many[0]} seeds / 1 seed wall time: rlx {many[2]['wall'] / one[2]['wall']:.2f}x, "
+            f"reference {many[1]['wall'] / one[1]['wall']:.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
