@@ -7,7 +7,6 @@ checkpoint and reports progress, so resume and Ctrl-C are ordinary Python. Keys 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -194,6 +193,10 @@ def train(cfg: C.Config, seeds: int, run_dir: RunDir, *, resume: bool = False, o
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), jax.eval_shape(prog.init, keys, hp)
     )
 
+    t = time.perf_counter()
+    evaluate = prog.evaluate.lower(abstract.params, keys).compile()
+    prog.compile_seconds += time.perf_counter() - t
+
     mngr = _checkpointer(run_dir.checkpoint_dir)
     steps_done, state, meta = (0, None, {})
     if resume:
@@ -216,7 +219,7 @@ def train(cfg: C.Config, seeds: int, run_dir: RunDir, *, resume: bool = False, o
                 state, metrics = run_chunk(state, hp, jnp.int32(steps_done))
                 steps_done += nb * block
                 chunk_idx += 1
-                eval_returns = np.asarray(prog.evaluate(state.params, eval_keys(keys, steps_done)))
+                eval_returns = np.asarray(evaluate(state.params, eval_keys(keys, steps_done)))
                 rows = _rows(jax.device_get(metrics), eval_returns, steps_done, chunk_idx, seeds)
                 run_dir.append_metrics(rows)
                 wall = prior_wall + time.perf_counter() - wall0
@@ -232,7 +235,7 @@ def train(cfg: C.Config, seeds: int, run_dir: RunDir, *, resume: bool = False, o
     mngr.wait_until_finished()
     mngr.close()
     if eval_returns is None:  # resumed a finished run: evaluate the restored parameters once more
-        eval_returns = np.asarray(prog.evaluate(state.params, eval_keys(keys, steps_done)))
+        eval_returns = np.asarray(evaluate(state.params, eval_keys(keys, steps_done)))
     wall = prior_wall + time.perf_counter() - wall0
     summary = {
         "env": cfg.env,
@@ -248,7 +251,3 @@ def train(cfg: C.Config, seeds: int, run_dir: RunDir, *, resume: bool = False, o
     plots.learning_curves(run_dir.read_metrics(), run_dir.path / "learning_curve.png", title=f"{cfg.env} {cfg.noise}")
     return summary
 
-
-def default_chunks(cfg) -> int:
-    """Number of chunks (and evaluations) a run of cfg makes."""
-    return math.ceil(cfg.steps / cfg.eval.every)
