@@ -221,7 +221,7 @@ def validate(cfg: Config) -> None:
     need(0.0 <= d.gamma <= 1.0, f"dqn.gamma must be in [0, 1], got {d.gamma}.")
     need(0.0 < d.tau <= 1.0, f"dqn.tau must be in (0, 1], got {d.tau}.")
     need(d.lr > 0, f"dqn.lr must be positive, got {d.lr}.")
-    need(d.max_grad_norm > 0, f"dqn.max_grad_norm must be positive, got {d.max_grad_norm}.")
+    need(d.max_grad_norm >= 0, f"dqn.max_grad_norm must be >= 0 (0 = no clipping), got {d.max_grad_norm}.")
     e = cfg.explore
     need(0.0 <= e.eps_end <= 1.0 and 0.0 <= e.eps_start <= 1.0, "explore.eps_start and eps_end must be in [0, 1].")
     need(e.eps_decay_steps > 0, f"explore.eps_decay_steps must be positive, got {e.eps_decay_steps}.")

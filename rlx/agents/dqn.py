@@ -74,6 +74,8 @@ def make_optimizer(d) -> optax.GradientTransformation:
         "rmsprop": lambda: optax.scale_by_rms(decay=0.95, eps=d.adam_eps),
         "sgd": optax.identity,
     }[d.optimizer]()
+    if d.max_grad_norm <= 0:  # 0 turns clipping off (the anchor does not clip)
+        return scale
     return optax.chain(optax.clip_by_global_norm(d.max_grad_norm), scale)
 
 
