@@ -57,6 +57,30 @@ class ExploreConfig:
 
 
 @dataclass(frozen=True)
+class ParamNoiseConfig:
+    """Adaptive parameter-space noise (Plappert et al. 2018); used when noise=param."""
+
+    sigma0: float = 0.01  # initial σ of the perturbation θ̃ = θ + σ·ξ
+    adaptive: bool = True  # adapt σ towards the target distance δ; false keeps σ = sigma0
+    alpha: float = 1.01  # σ ← σ·α when the distance is below δ, σ/α above
+    adapt_every: int = 50  # env steps between adaptations
+    distance: str = "kl"  # kl: KL(softmax Q_θ || softmax Q_θ̃); disagree: fraction of argmax changes
+    delta: float = 0.0  # fixed target distance; 0 = derive δ from the ε schedule
+    eps_floor: float = 0.01  # ε-greedy on top of the perturbed policy (the paper's Atari setting); 0 allowed
+    scope: str = "all_dense"  # which Dense layers are perturbed: all_dense or head
+    layer_norm: bool = True  # LayerNorm between perturbed layers (turn off for the ablation)
+    sigma_min: float = 1e-4
+    sigma_max: float = 10.0
+
+
+@dataclass(frozen=True)
+class NoisyConfig:
+    """NoisyNets (Fortunato et al. 2018); used when noise=noisy."""
+
+    sigma0: float = 0.5  # factorised noise scale: σ = sigma0 / sqrt(fan_in)
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """Greedy evaluation on the clean parameters."""
 
@@ -76,11 +100,13 @@ class Config:
     net: NetConfig = field(default_factory=NetConfig)
     dqn: DQNConfig = field(default_factory=DQNConfig)
     explore: ExploreConfig = field(default_factory=ExploreConfig)
+    param: ParamNoiseConfig = field(default_factory=ParamNoiseConfig)
+    noisy: NoisyConfig = field(default_factory=NoisyConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 AGENTS = ("dqn",)
-NOISES = ("none", "eps")
+NOISES = ("none", "eps", "param", "noisy")
 OPTIMIZERS = ("adam", "rmsprop", "radam", "sgd")
 LOSSES = ("huber", "mse")
 HPARAMS = ("dqn.lr", "dqn.gamma", "dqn.tau", "explore.eps_start", "explore.eps_end", "explore.eps_decay_steps")
@@ -225,6 +251,14 @@ def validate(cfg: Config) -> None:
     e = cfg.explore
     need(0.0 <= e.eps_end <= 1.0 and 0.0 <= e.eps_start <= 1.0, "explore.eps_start and eps_end must be in [0, 1].")
     need(e.eps_decay_steps > 0, f"explore.eps_decay_steps must be positive, got {e.eps_decay_steps}.")
+    p = cfg.param
+    need(p.distance in ("kl", "disagree"), f"param.distance must be kl or disagree, got {p.distance!r}.")
+    need(p.scope in ("all_dense", "head"), f"param.scope must be all_dense or head, got {p.scope!r}.")
+    need(p.sigma0 > 0 and p.alpha > 1.0, "param.sigma0 must be positive and param.alpha > 1.")
+    need(0 < p.sigma_min <= p.sigma0 <= p.sigma_max, "need 0 < param.sigma_min <= param.sigma0 <= param.sigma_max.")
+    need(p.adapt_every > 0, f"param.adapt_every must be positive, got {p.adapt_every}.")
+    need(p.delta >= 0 and 0 <= p.eps_floor <= 1, "param.delta must be >= 0 and param.eps_floor in [0, 1].")
+    need(cfg.noisy.sigma0 > 0, f"noisy.sigma0 must be positive, got {cfg.noisy.sigma0}.")
     need(cfg.eval.every > 0, f"eval.every must be positive, got {cfg.eval.every}.")
     need(cfg.eval.episodes > 0, f"eval.episodes must be positive, got {cfg.eval.episodes}.")
     # The compiled loop steps all envs together, updates on a fixed beat and copies the target on a

@@ -27,9 +27,11 @@ class MLP(nn.Module):
         return nn.Dense(self.num_actions)(x)
 
 
-def make_q_network(net_cfg, obs_shape, num_actions: int) -> nn.Module:
-    """The Q-network for a config and an env's observation shape."""
-    return MLP(tuple(net_cfg.hidden), num_actions, net_cfg.layer_norm, obs_ndim=len(obs_shape))
+def make_q_network(net_cfg, obs_shape, num_actions: int, **options) -> nn.Module:
+    """The Q-network for a config and an env's observation shape; `options` (from the exploration
+    strategy, e.g. layer_norm=True) override the config's."""
+    kw = {"layer_norm": net_cfg.layer_norm, **options}
+    return MLP(tuple(net_cfg.hidden), num_actions, obs_ndim=len(obs_shape), **kw)
 
 
 def greedy(q):

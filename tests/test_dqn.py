@@ -64,7 +64,7 @@ def test_truncated_batch_bootstraps_terminal_batch_does_not():
     for terminated, expect_y in ((False, 1.0 + 0.5 * v_next), (True, 1.0)):
         batch = dict(obs=obs, next_obs=nxt, action=jnp.array([0]), reward=jnp.array([1.0]), terminated=jnp.array([terminated]))
         for double in (True, False):
-            loss, _ = dqn.q_loss(params, params, batch, 0.5, net.apply, double, "mse")
+            loss, _ = dqn.q_loss(params, params, batch, 0.5, lambda p, o, k=None: net.apply(p, o), double, "mse")
             np.testing.assert_allclose(float(loss), 0.5 * (q_sa - expect_y) ** 2, rtol=1e-5)
     assert a_next in (0, 1)
 

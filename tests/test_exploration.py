@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rlx import config as C
 from rlx import exploration
 from rlx.errors import UserError
 
@@ -26,4 +27,4 @@ def test_eps_greedy_explores_at_rate_eps():
 
 def test_unknown_strategy_is_a_user_error():
     with pytest.raises(UserError, match="unknown noise"):
-        exploration.make("paramm")
+        exploration.make(C.Config(noise="paramm"), 2)

@@ -23,6 +23,9 @@ import optax
 from rlx import envs, exploration, replay
 from rlx.nets import greedy, make_q_network
 
+# Running sums the compiled loop carries; every other metric comes from the strategy and is averaged.
+LOOP_SUMS = ("return_sum", "episodes", "loss_sum", "q_sum", "updates", "acts")
+
 
 class HParams(NamedTuple):
     """Hyperparameters that enter the compiled program as arrays (vmappable; see rlx.config.HPARAMS)."""
@@ -88,18 +91,22 @@ def td_target(reward, terminated, next_value, gamma):
     return reward + gamma * (1.0 - terminated.astype(jnp.float32)) * next_value
 
 
-def q_loss(params, target, batch, gamma, q_apply, double: bool = True, loss: str = "huber"):
-    """TD loss on a replay batch; returns (loss, mean Q(s, a)). Double DQN picks a' with the online net."""
+def q_loss(params, target, batch, gamma, q_apply, double: bool = True, loss: str = "huber", key=None):
+    """TD loss on a replay batch; returns (loss, mean Q(s, a)). Double DQN picks a' with the online net.
+
+    With a key, each pass (online Q(s), target Q(s'), online argmax over s') gets independent noise.
+    """
     obs, next_obs = batch["obs"], batch["next_obs"]
-    q_next_target = q_apply(target, next_obs)
+    k_online, k_target, k_argmax = (None,) * 3 if key is None else jax.random.split(key, 3)
+    q_next_target = q_apply(target, next_obs, k_target)
     if double:
         # Separate passes: one concatenated Q(s)+Q(s') pass measured 2x slower on CPU, since the
         # backward pass then runs over twice the rows.
-        next_a = greedy(jax.lax.stop_gradient(q_apply(params, next_obs)))
+        next_a = greedy(jax.lax.stop_gradient(q_apply(params, next_obs, k_argmax)))
         next_v = jnp.take_along_axis(q_next_target, next_a[:, None], axis=-1)[:, 0]
     else:
         next_v = jnp.max(q_next_target, axis=-1)
-    q = q_apply(params, obs)
+    q = q_apply(params, obs, k_online)
     y = jax.lax.stop_gradient(td_target(batch["reward"], batch["terminated"], next_v, gamma))
     q_sa = jnp.take_along_axis(q, batch["action"][:, None], axis=-1)[:, 0]
     err = q_sa - y
@@ -111,10 +118,14 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
     """Build the agent's pure functions for a config and an env."""
     d = cfg.dqn
     n = d.num_envs
-    net = make_q_network(cfg.net, spec.obs_shape, spec.num_actions)
-    q_apply = net.apply
+    strategy = exploration.make(cfg, spec.num_actions)
+    net = make_q_network(cfg.net, spec.obs_shape, spec.num_actions, **dict(strategy.net))
+
+    def q_apply(params, obs, key=None):
+        """Q-values; a key samples fresh network noise (NoisyNets), None uses the mean weights."""
+        return net.apply(params, obs, rngs=None if key is None else {"noise": key})
+
     tx = make_optimizer(d)
-    strategy = exploration.make(cfg.noise)
     iters_per_unit = max(1, d.train_every // n)
     updates_per_unit = max(1, n // d.train_every)
     unit_steps = iters_per_unit * n
@@ -168,32 +179,33 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
         return ts, finished, ex_metrics
 
     def update(ts: TrainState, hp, step):
-        key, k_sample = jax.random.split(ts.key)
+        key, k_sample, k_noise = jax.random.split(ts.key, 3)
         batch = replay.sample(ts.buffer, k_sample, d.batch_size)
         (loss, q_mean), grads = jax.value_and_grad(q_loss, has_aux=True)(
-            ts.params, ts.target, batch, hp.gamma, q_apply, d.double, d.loss
+            ts.params, ts.target, batch, hp.gamma, q_apply, d.double, d.loss, k_noise if strategy.train_noise else None
         )
         updates, opt_state = tx.update(grads, ts.opt_state, ts.params)
         lr = hp.lr * (1.0 - step / total_steps) if d.lr_decay else hp.lr
         params = jax.tree.map(lambda p, u: p - lr * u, ts.params, updates)
         ts = ts._replace(params=params, opt_state=opt_state, key=key)
-        ts, ad_metrics = _adapt(ts, hp, step, batch["obs"])
-        return ts, (loss, q_mean)
+        return ts, (loss, q_mean), batch["obs"]
 
-    def _adapt(ts, hp, step, obs):
+    def adapt(ts, hp, step, obs):
         key, k = jax.random.split(ts.key)
-        explore, metrics = strategy.adapt(ts.explore, k, q_apply, ts.params, obs, step, hp)
-        return ts._replace(explore=explore, key=key), metrics
+        return ts._replace(explore=strategy.adapt(ts.explore, k, q_apply, ts.params, obs, step, hp), key=key)
 
     # Scan bodies carry running sums instead of stacking per-step outputs: stacked outputs under vmap
     # made each step cost O(scan length) (measured: 36 us/step at 50 steps per block, 364 at 500).
     def act_acc(ts, acc, hp, step):
         ts, (ret, eps_done), ex = act_and_step(ts, hp, step)
-        return ts, {**acc, **ex, "return_sum": acc["return_sum"] + ret, "episodes": acc["episodes"] + eps_done}
+        ex_sums = {k: acc[k] + v for k, v in ex.items()}  # strategy metrics: chunk means, see chunk()
+        acc = {**acc, **ex_sums, "acts": acc["acts"] + 1.0}
+        return ts, {**acc, "return_sum": acc["return_sum"] + ret, "episodes": acc["episodes"] + eps_done}
 
     def update_acc(ts, acc, hp, step):
-        ts, (loss, q_mean) = update(ts, hp, step)
-        return ts, {**acc, "loss_sum": acc["loss_sum"] + loss, "q_sum": acc["q_sum"] + q_mean, "updates": acc["updates"] + 1.0}
+        ts, (loss, q_mean), obs = update(ts, hp, step)
+        acc = {**acc, "loss_sum": acc["loss_sum"] + loss, "q_sum": acc["q_sum"] + q_mean, "updates": acc["updates"] + 1.0}
+        return ts, acc, obs
 
     def unit(c, u, hp, step0):
         """iters_per_unit env steps, then updates_per_unit gradient updates once learning has started."""
@@ -206,7 +218,11 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
 
         def learn(ts, acc):
             for _ in range(updates_per_unit):  # a few at most: num_envs / train_every
-                ts, acc = update_acc(ts, acc, hp, step + unit_steps)
+                ts, acc, obs = update_acc(ts, acc, hp, step + unit_steps)
+            if strategy.adapt_every:
+                # Adapt when this unit crossed a multiple of adapt_every env steps (shared step: a real branch).
+                crossed = (step + unit_steps) // strategy.adapt_every > step // strategy.adapt_every
+                ts = jax.lax.cond(crossed, lambda ts: adapt(ts, hp, step + unit_steps, obs), lambda ts: ts, ts)
             return ts, acc
 
         # `step` is shared by all seeds (not batched), so under vmap this stays a real branch.
@@ -223,8 +239,7 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
 
     def zero_metrics(ts, hp):
         ex = jax.eval_shape(lambda: act_and_step(ts, hp, 0)[2])
-        sums = ("return_sum", "episodes", "loss_sum", "q_sum", "updates")
-        return {**{k: jnp.float32(0.0) for k in sums}, **jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), ex)}
+        return {**{k: jnp.float32(0.0) for k in LOOP_SUMS}, **jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), ex)}
 
     def chunk(ts, hp, step0, num_blocks: int):
         """Run num_blocks target periods starting at env step step0 (shared across seeds)."""
@@ -236,7 +251,8 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
             "loss": m["loss_sum"] / m["updates"],  # NaN before learning starts
             "q_mean": m["q_sum"] / m["updates"],
         }
-        metrics.update({k: v for k, v in m.items() if k not in ("return_sum", "loss_sum", "q_sum")})
+        metrics["updates"] = m["updates"]
+        metrics.update({k: v / m["acts"] for k, v in m.items() if k not in LOOP_SUMS})  # strategy metrics
         return ts, metrics
 
     def evaluate(params, key):

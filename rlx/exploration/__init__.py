@@ -3,11 +3,14 @@
     init(key, params, num_envs)                       -> state
     act(state, key, q_apply, params, obs, step, hp)   -> (actions, state, metrics)
     observe(state, key, params, done)                 -> state     # per-env episode ends (e.g. resample noise)
-    adapt(state, key, q_apply, params, obs, step, hp) -> (state, metrics)   # after a gradient update
+    adapt(state, key, q_apply, params, obs, step, hp) -> state     # every `adapt_every` env steps, after learning
 
-`q_apply(params, obs)` gives Q-values; `step` is env steps so far for this seed; `hp` holds the batched
-hyperparameters (see rlx.config). The agent calls these and never branches on the strategy's name, so
-parameter noise and NoisyNets plug in here with their own state.
+`q_apply(params, obs, key=None)` gives Q-values (a key samples NoisyNet noise; None uses the mean
+weights); `obs` is a batch; `step` is env steps so far for this seed (shared by all seeds, not batched);
+`hp` holds the batched hyperparameters (see rlx.config). `metrics` is a dict of scalars; the agent
+reports each as its mean over the chunk. The agent calls these and never branches on the strategy's
+name: what a strategy needs from the network it says in `net`, and `train_noise` asks for fresh noise
+keys in the TD loss.
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ from rlx.nets import greedy
 
 
 class Strategy(NamedTuple):
-    """The four pure functions of an exploration strategy."""
+    """The four pure functions of an exploration strategy and what it needs from the agent."""
 
     init: Callable
     act: Callable
     observe: Callable
     adapt: Callable
+    adapt_every: int = 0  # env steps between adapt calls; 0 = never
+    net: tuple = ()  # network options as (name, value) pairs, e.g. (("layer_norm", True),)
+    train_noise: bool = False  # the TD loss samples independent noise for each network pass
 
 
 def linear_epsilon(step, hp):
@@ -46,7 +52,7 @@ def _keep(state, *args):
 
 
 def _no_adapt(state, *args):
-    return state, {}
+    return state
 
 
 def eps_greedy_actions(key, q, eps):
@@ -70,11 +76,28 @@ def _eps_act(state, key, q_apply, params, obs, step, hp):
 greedy_strategy = Strategy(_no_state, _greedy_act, _keep, _no_adapt)
 eps_greedy = Strategy(_no_state, _eps_act, _keep, _no_adapt)
 
-STRATEGIES = {"none": greedy_strategy, "eps": eps_greedy}
+def _param_noise(cfg, num_actions):
+    from rlx.exploration import param_noise
+
+    return param_noise.make(cfg, num_actions)
 
 
-def make(name: str) -> Strategy:
-    """The strategy for a `--noise` name."""
-    if name not in STRATEGIES:
-        raise UserError(f"unknown noise '{name}'.{did_you_mean(name, STRATEGIES)}")
-    return STRATEGIES[name]
+def _noisy(cfg, num_actions):
+    from rlx.exploration import noisy
+
+    return noisy.make(cfg, num_actions)
+
+
+STRATEGIES = {
+    "none": lambda cfg, num_actions: greedy_strategy,
+    "eps": lambda cfg, num_actions: eps_greedy,
+    "param": _param_noise,
+    "noisy": _noisy,
+}
+
+
+def make(cfg, num_actions: int) -> Strategy:
+    """The strategy for cfg.noise (a `--noise` name) and an env with num_actions actions."""
+    if cfg.noise not in STRATEGIES:
+        raise UserError(f"unknown noise '{cfg.noise}'.{did_you_mean(cfg.noise, STRATEGIES)}")
+    return STRATEGIES[cfg.noise](cfg, num_actions)
