@@ -86,6 +86,9 @@ class EvalConfig:
 
     every: int = 50_000  # env steps between evaluations; also the chunk size of the compiled loop
     episodes: int = 10
+    # Fixed-length envs with a known optimum (the N-chain): solved once the greedy policy, checked after
+    # every episode, has been optimal this many episodes in a row.
+    solve_streak: int = 100
 
 
 @dataclass(frozen=True)
@@ -260,6 +263,7 @@ def validate(cfg: Config) -> None:
     need(p.delta >= 0 and 0 <= p.eps_floor <= 1, "param.delta must be >= 0 and param.eps_floor in [0, 1].")
     need(cfg.noisy.sigma0 > 0, f"noisy.sigma0 must be positive, got {cfg.noisy.sigma0}.")
     need(cfg.eval.every > 0, f"eval.every must be positive, got {cfg.eval.every}.")
+    need(cfg.eval.solve_streak > 0, f"eval.solve_streak must be positive, got {cfg.eval.solve_streak}.")
     need(cfg.eval.episodes > 0, f"eval.episodes must be positive, got {cfg.eval.episodes}.")
     # The compiled loop steps all envs together, updates on a fixed beat and copies the target on a
     # fixed beat; these must line up or the schedule would silently differ from what was asked.

@@ -166,6 +166,14 @@ def _restore(mngr, abstract_state, run_dir: Path):
     return int(step), restored["state"], dict(restored["meta"])
 
 
+def episodes_to_solve(solved_at) -> dict:
+    """Per-seed episode at which the greedy policy completed its optimal streak (None: never), the count
+    solved, and the median over all seeds with unsolved seeds counted as never (None if most never did)."""
+    per_seed = [int(e) if e >= 0 else None for e in solved_at]
+    med = float(np.median([np.inf if e is None else e for e in per_seed]))
+    return {"per_seed": per_seed, "solved": sum(e is not None for e in per_seed), "median": None if np.isinf(med) else med}
+
+
 def _rows(metrics: dict, eval_returns, steps: int, chunk: int, seeds: int) -> list[dict]:
     """Per-seed metric rows for one chunk (NaN stays NaN; results writes it as null)."""
     rows = []
@@ -247,6 +255,9 @@ def train(cfg: C.Config, seeds: int, run_dir: RunDir, *, resume: bool = False, o
         "compile_seconds": round(prog.compile_seconds, 3),
         "eval_return": summarize([float(np.mean(r)) for r in eval_returns]),
     }
+    if spec.optimal_return is not None:
+        summary["optimal_return"] = spec.optimal_return
+        summary["episodes_to_solve"] = episodes_to_solve(np.asarray(state.solve)[:, 2])
     run_dir.write_summary(summary)
     plots.learning_curves(run_dir.read_metrics(), run_dir.path / "learning_curve.png", title=f"{cfg.env} {cfg.noise}")
     return summary

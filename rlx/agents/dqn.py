@@ -56,6 +56,7 @@ class TrainState(NamedTuple):
     obs: jax.Array
     explore: Any
     ep_return: jax.Array  # running undiscounted return of each env's current episode
+    solve: jax.Array  # int32 [greedy-optimal streak, episodes, episode when solved or -1] (fixed-length envs)
     key: jax.Array
 
 
@@ -130,6 +131,7 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
     updates_per_unit = max(1, n // d.train_every)
     unit_steps = iters_per_unit * n
     units_per_block = d.target_every // unit_steps
+    track_solve = spec.optimal_return is not None
     total_steps = cfg.steps
 
     env_step = jax.vmap(lambda k, s, a: envs.step(spec, k, s, a))
@@ -152,6 +154,7 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
             obs=obs,
             explore=strategy.init(k_explore, params, n),
             ep_return=jnp.zeros((n,), jnp.float32),
+            solve=jnp.array([0, 0, -1], jnp.int32),
             key=key,
         )
 
@@ -216,6 +219,13 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
         else:
             ts, acc = jax.lax.fori_loop(0, iters_per_unit, lambda i, c: act_acc(*c, hp, step + i * n), (ts, acc))
 
+        if track_solve:
+            # Episodes last exactly max_steps env iterations in every env, so "an episode just ended" depends
+            # only on the shared step counter: a real branch, taken once per episode.
+            it0, it1 = step // n, step // n + iters_per_unit
+            ended = it1 // spec.max_steps > it0 // spec.max_steps
+            ts = jax.lax.cond(ended, greedy_episode_check, lambda ts: ts, ts)
+
         def learn(ts, acc):
             for _ in range(updates_per_unit):  # a few at most: num_envs / train_every
                 ts, acc, obs = update_acc(ts, acc, hp, step + unit_steps)
@@ -237,6 +247,26 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
         target = jax.tree.map(lambda p, t: tau * p + (1.0 - tau) * t, ts.params, ts.target)
         return (ts._replace(target=target), acc), None
 
+    def greedy_episode_check(ts):
+        """After an episode: one greedy rollout with the clean parameters; track the optimal streak."""
+        key, k = jax.random.split(ts.key)
+        ret = greedy_return(ts.params, k)
+        streak, episodes, solved_at = ts.solve[0], ts.solve[1] + n, ts.solve[2]
+        streak = jnp.where(ret >= spec.optimal_return - 1e-4, streak + 1, 0)
+        solved_at = jnp.where((solved_at < 0) & (streak >= cfg.eval.solve_streak), episodes, solved_at)
+        return ts._replace(solve=jnp.stack([streak, episodes, solved_at]).astype(jnp.int32), key=key)
+
+    def greedy_return(params, key):
+        """Return of one greedy episode of fixed length max_steps."""
+        obs, state = envs.reset(spec, key)
+
+        def body(c, k):
+            obs, state, ret = c
+            out = envs.step(spec, k, state, greedy(q_apply(params, obs[None]))[0])
+            return (out.obs, out.state, ret + out.reward), None
+
+        return jax.lax.scan(body, (obs, state, 0.0), jax.random.split(key, spec.max_steps))[0][2]
+
     def zero_metrics(ts, hp):
         ex = jax.eval_shape(lambda: act_and_step(ts, hp, 0)[2])
         return {**{k: jnp.float32(0.0) for k in LOOP_SUMS}, **jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), ex)}
@@ -252,6 +282,8 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
             "q_mean": m["q_sum"] / m["updates"],
         }
         metrics["updates"] = m["updates"]
+        if track_solve:
+            metrics["greedy_streak"], metrics["solved_at_episode"] = ts.solve[0], ts.solve[2]
         metrics.update({k: v / m["acts"] for k, v in m.items() if k not in LOOP_SUMS})  # strategy metrics
         return ts, metrics
 

@@ -1,5 +1,6 @@
 """Environments by name: gymnax envs, short aliases and the N-chain; the one adapter for the gymnax 1.0 API."""
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -35,6 +36,9 @@ class EnvSpec:
     obs_shape: tuple[int, ...]
     num_actions: int
     max_steps: int
+    # Known optimum of an episode whose length is always max_steps (the N-chain); None elsewhere.
+    # Agents use it to test after every episode whether the greedy policy is optimal ("solved").
+    optimal_return: float | None = None
 
 
 class StepOut(NamedTuple):
@@ -67,8 +71,11 @@ def make(name: str) -> EnvSpec:
 
     key = name.strip().lower()
     if key == "chain" or key.startswith("chain-"):
+        from rlx.envs.chain import optimal_return
+
         env = _make_chain(name)
-        return _spec(env.name, env, env.default_params)
+        spec = _spec(env.name, env, env.default_params)
+        return dataclasses.replace(spec, optimal_return=optimal_return(env.default_params.n))
     if key == "pong":
         raise UserError(
             "Atari Pong (ALE) is not available yet; Atari support comes in a later issue. "
