@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench chain clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,3 +33,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs
+
+# The N-chain figure (Plappert et al. Fig. 4): every N x noise cell, 5 seeds each; resumable.
+chain: $(STAMP)
+	$(BIN)/python -m rlx.studies chain

@@ -86,3 +86,28 @@ def learning_curves(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, format="png")
     return path
+
+
+def episodes_to_solve(rows: list[dict], path: Path, *, cap: int) -> Path:
+    """Median (and interquartile range) of episodes-to-solve versus chain length N, one line per noise.
+
+    Unsolved seeds count as the cap, as in Plappert et al. Fig. 4; the y axis is capped there.
+    """
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot(1, 1, 1)
+    for noise in sorted({r["noise"] for r in rows}):
+        cells = sorted((r for r in rows if r["noise"] == noise), key=lambda r: r["n"])
+        ns = [r["n"] for r in cells]
+        vals = [np.array([cap if e is None else e for e in r["per_seed"]], float) for r in cells]
+        med = [np.median(v) for v in vals]
+        ax.plot(ns, med, marker="o", label=noise)
+        ax.fill_between(ns, [np.percentile(v, 25) for v in vals], [np.percentile(v, 75) for v in vals], alpha=0.2)
+    ax.axhline(cap, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("chain length N")
+    ax.set_ylabel("episodes to solve (median, IQR)")
+    ax.set_ylim(0, cap * 1.05)
+    ax.legend(title="noise")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path
