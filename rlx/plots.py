@@ -111,3 +111,27 @@ def episodes_to_solve(rows: list[dict], path: Path, *, cap: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     return path
+
+
+def distance_trace(rows: list[dict], path: Path, title: str = "") -> Path | None:
+    """Parameter noise: chunk means of the measured distance d and the target δ (mean over seeds), and σ."""
+    if not any(_finite(r.get("dist")) for r in rows):
+        return None
+    fig = Figure(figsize=(9, 3.5))
+    ax, ax_sigma = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for key, axis in (("dist", ax), ("delta", ax), ("sigma", ax_sigma)):
+        curve = _curve(rows, key)
+        if curve is not None:
+            axis.plot(curve["steps"], curve["mean"], marker="o", label={"dist": "d (measured)", "delta": "δ (target)"}.get(key, key))
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("policy distance")
+    ax.legend()
+    ax_sigma.set_xlabel("env steps")
+    ax_sigma.set_ylabel("σ (adaptive)")
+    ax_sigma.set_yscale("log")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path

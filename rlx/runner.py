@@ -259,6 +259,8 @@ def train(cfg: C.Config, seeds: int, run_dir: RunDir, *, resume: bool = False, o
         summary["optimal_return"] = spec.optimal_return
         summary["episodes_to_solve"] = episodes_to_solve(np.asarray(state.solve)[:, 2])
     run_dir.write_summary(summary)
-    plots.learning_curves(run_dir.read_metrics(), run_dir.path / "learning_curve.png", title=f"{cfg.env} {cfg.noise}")
+    rows = run_dir.read_metrics()
+    plots.learning_curves(rows, run_dir.path / "learning_curve.png", title=f"{cfg.env} {cfg.noise}")
+    plots.distance_trace(rows, run_dir.path / "param_noise.png", title=f"{cfg.env}: d vs δ (chunk means)")
     return summary
 

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rlx.cli import main
@@ -208,3 +209,14 @@ def test_ctrl_c_saves_the_last_chunk_and_exits_130(tmp_path):
     ckpts = [int(p.name) for p in (tmp_path / "c" / "checkpoints").iterdir() if p.name.isdigit()]
     assert ckpts and max(ckpts) >= 2000
     assert max(r["steps"] for r in metrics(tmp_path / "c")) >= max(ckpts)
+
+
+@pytest.mark.parametrize("noise,keys", [("param", {"dist", "delta", "sigma", "frac_differs"}), ("noisy", {"frac_differs"}), ("none", set())])
+def test_every_noise_trains_checkpoints_and_resumes(tmp_path, capsys, noise, keys):
+    rc, _, err = rlx(capsys, "train", "cartpole", "--noise", noise, *SMALL, "--steps", "2000", "--out", tmp_path, "--name", noise)
+    assert rc == 0, err
+    rows = metrics(tmp_path / noise)
+    assert keys <= set(rows[-1]) and all(np.isfinite(rows[-1][k]) for k in keys)
+    # resuming the finished run restores the checkpoint (the strategy state must round-trip through orbax)
+    rc, _, err = rlx(capsys, "train", "cartpole", "--resume", "--out", tmp_path, "--name", noise)
+    assert rc == 0, err

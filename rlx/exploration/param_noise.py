@@ -60,7 +60,8 @@ def perturbation_mask(params, scope: str = "all_dense"):
 
 
 def sample_xi(key, params, mask):
-    """ξ ~ N(0, I) on the masked leaves; unmasked leaves get an empty array so they cost no memory."""
+    """ξ ~ N(0, I) on the masked leaves; unmasked leaves get a scalar 0 (no memory; orbax cannot save
+    zero-size arrays, so they are not empty)."""
     leaves, treedef = jax.tree_util.tree_flatten(params)
     flags = jax.tree_util.tree_leaves(mask)
     sizes = [p.size if m else 0 for p, m in zip(leaves, flags, strict=True)]
@@ -69,7 +70,7 @@ def sample_xi(key, params, mask):
     flat = jax.random.normal(key, (sum(sizes),), jnp.float32)
     out, start = [], 0
     for p, m, size in zip(leaves, flags, sizes, strict=True):
-        out.append(flat[start : start + size].reshape(p.shape if m else (0,)).astype(p.dtype))
+        out.append(flat[start : start + size].reshape(p.shape).astype(p.dtype) if m else jnp.zeros((), p.dtype))
         start += size
     return jax.tree_util.tree_unflatten(treedef, out)
 
