@@ -1,14 +1,14 @@
 """DQN (Double DQN by default) as pure functions: `make_train(cfg, spec)` -> Agent(init, chunk, evaluate).
 
 The runner calls `jax.jit(jax.vmap(agent.chunk, in_axes=(0, 0, None, None)))` over seeds: the state and
-hyperparameters are per seed, the step counter is shared. Because the step counter is not batched, the
-choice "collect only" vs "collect and learn" is a real `lax.cond` per target period rather than a select
-that computes both branches, and the loop needs no per-step branching at all:
+hyperparameters are per seed, the step counter is shared. Because the step counter is not batched, every
+schedule decision taken from it ("learning yet?", "adapt now?", "episode over?") is a real `lax.cond`
+under vmap rather than a select that computes both branches:
 
-    chunk = scan over target periods (blocks)
-      block = cond(learning, train_block, collect_block)
-        train_block = scan over units, then target update
-          unit = k env steps (all envs) + u gradient updates   (k*num_envs == u*train_every)
+    chunk = scan over blocks (one target period each)
+      block = scan over units, then the target update
+        unit = k env steps (all envs) + cond(learning: u gradient updates [+ cond(adapt)])
+               [+ cond(episode ended: greedy check)]            (k * num_envs == u * train_every)
 """
 
 from __future__ import annotations
