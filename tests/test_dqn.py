@@ -109,3 +109,11 @@ def test_seeds_differ_and_vmapped_programs_learn_something():
     # blocks start at 0, 500, 1000, 1500 steps; learning from 1000: 2 blocks x 50 updates (10 envs, every 10 steps)
     assert np.all(np.asarray(m["updates"]) == 100.0)
     assert np.all(np.isfinite(np.asarray(m["loss"])))
+
+
+def test_cpu_cores_are_exposed_as_devices():
+    import os
+
+    # conftest imports rlx first, as the CLI does, so every core is an XLA device for seed sharding.
+    if jax.default_backend() == "cpu" and (os.cpu_count() or 1) > 1 and os.environ.get("RLX_CPU_DEVICES") != "1":
+        assert len(jax.devices()) == os.cpu_count()
