@@ -64,6 +64,7 @@ class ParamNoiseConfig:
     adaptive: bool = True  # adapt σ towards the target distance δ; false keeps σ = sigma0
     alpha: float = 1.01  # σ ← σ·α when the distance is below δ, σ/α above
     adapt_every: int = 50  # env steps between adaptations
+    smoothing: float = 0.9  # σ follows a running mean of d (weight of the past); 0 = the paper's single d
     distance: str = "kl"  # kl: KL(softmax Q_θ || softmax Q_θ̃); disagree: fraction of argmax changes
     delta: float = 0.0  # fixed target distance; 0 = derive δ from the ε schedule
     eps_floor: float = 0.01  # ε-greedy on top of the perturbed policy (the paper's Atari setting); 0 allowed
@@ -260,6 +261,7 @@ def validate(cfg: Config) -> None:
     need(p.sigma0 > 0 and p.alpha > 1.0, "param.sigma0 must be positive and param.alpha > 1.")
     need(0 < p.sigma_min <= p.sigma0 <= p.sigma_max, "need 0 < param.sigma_min <= param.sigma0 <= param.sigma_max.")
     need(p.adapt_every > 0, f"param.adapt_every must be positive, got {p.adapt_every}.")
+    need(0 <= p.smoothing < 1, f"param.smoothing must be in [0, 1), got {p.smoothing}.")
     need(p.delta >= 0 and 0 <= p.eps_floor <= 1, "param.delta must be >= 0 and param.eps_floor in [0, 1].")
     need(cfg.noisy.sigma0 > 0, f"noisy.sigma0 must be positive, got {cfg.noisy.sigma0}.")
     need(cfg.eval.every > 0, f"eval.every must be positive, got {cfg.eval.every}.")

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from rlx import config as C
@@ -20,10 +22,11 @@ def test_overrides_are_type_checked_and_applied():
         ("steps", "-5", "steps must be positive"),
         ("dqn.optimizer", "adamw", "unknown dqn.optimizer"),
         ("dqn.train_every", "3", "must divide one another"),
+        ("param.smoothing", "1", "smoothing must be in [0, 1)"),
     ],
 )
 def test_bad_values_raise_user_error(key, value, fragment):
-    with pytest.raises(UserError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(UserError, match=re.escape(fragment)):
         C.apply_overrides(C.Config(), {key: value})
 
 

@@ -171,6 +171,27 @@ def test_adapt_moves_sigma_towards_delta_and_clips(distance):
     assert float(adapted(1e-9, sigma_min=0.45).sigma) == pytest.approx(0.45)
 
 
+def test_adapt_compares_the_running_mean_of_d_with_delta():
+    params, q_apply = _net()
+    obs, key = _obs(64), jax.random.PRNGKey(4)
+
+    def after(smoothing, dist_avg):
+        s = pn.make(_cfg(delta=1.0, alpha=2.0, sigma0=0.5, smoothing=smoothing), NUM_ACTIONS)
+        state = s.init(key, params, 4)._replace(dist_avg=jnp.float32(dist_avg))
+        return _adapt(s, state, key, q_apply, params, obs)
+
+    # The first adaptation has no history: the average is d itself, whatever the smoothing.
+    fresh = after(0.9, -1.0)
+    assert float(fresh.dist_avg) == pytest.approx(float(fresh.dist))
+    # d on this net at σ=0.5 is below δ=1; a history of large distances still holds the mean above δ...
+    assert float(fresh.dist) < 1.0
+    held = after(0.9, 100.0)
+    np.testing.assert_allclose(float(held.dist_avg), 0.9 * 100.0 + 0.1 * float(held.dist), rtol=1e-5)
+    assert float(held.sigma) == pytest.approx(0.25)
+    # ...while smoothing=0 (the paper's single-sample rule) looks at this d only.
+    assert float(after(0.0, 100.0).sigma) == pytest.approx(1.0)
+
+
 def test_derived_delta_follows_eps_schedule():
     params, q_apply = _net()
     s = pn.make(_cfg(distance="kl"), NUM_ACTIONS)

@@ -28,6 +28,7 @@ class ParamNoiseState(NamedTuple):
     env_sigma: jax.Array  # σ_i, frozen when env i's episode started
     sigma: jax.Array  # the adaptive σ that the next episode to start will use
     dist: jax.Array  # distance d measured at the last adaptation (0 before the first)
+    dist_avg: jax.Array  # running mean of d that the adaptation compares with δ (-1 before the first)
     delta: jax.Array  # target δ used at the last adaptation (0 before the first)
 
 
@@ -106,7 +107,7 @@ def disagree_distance(q_clean, q_perturbed):
 def make(cfg, num_actions: int) -> Strategy:
     """Adaptive parameter-space noise configured by cfg.param, for an env with num_actions actions."""
     p = cfg.param
-    scope, eps_floor, alpha = p.scope, p.eps_floor, p.alpha
+    scope, eps_floor, alpha, smoothing = p.scope, p.eps_floor, p.alpha, p.smoothing
     distance = {"kl": kl_distance, "disagree": disagree_distance}[p.distance]
     delta_of_eps = {"kl": target_delta_kl, "disagree": target_delta_disagree}[p.distance]
 
@@ -126,6 +127,7 @@ def make(cfg, num_actions: int) -> Strategy:
             env_sigma=jnp.full((num_envs,), p.sigma0, jnp.float32),
             sigma=jnp.float32(p.sigma0),
             dist=jnp.float32(0.0),
+            dist_avg=jnp.float32(-1.0),
             delta=jnp.float32(0.0),
         )
 
@@ -170,9 +172,13 @@ def make(cfg, num_actions: int) -> Strategy:
         perturbed = perturb(params, sample_xi(key, params, mask), state.sigma, mask)
         d = distance(q_apply(params, obs), q_apply(perturbed, obs))
         delta = target(step, hp)
-        sigma = jnp.where(d <= delta, state.sigma * alpha, state.sigma / alpha)
+        # The paper compares a single d with δ, which drives the *median* of d to δ. Over perturbations d is
+        # right-skewed (one ξ can flip many argmaxes), so its mean then sits well above δ (measured 2.2x on
+        # chain-30). Comparing a running mean of d instead makes the mean track δ; smoothing=0 is the paper's rule.
+        avg = jnp.where(state.dist_avg < 0, d, smoothing * state.dist_avg + (1.0 - smoothing) * d)
+        sigma = jnp.where(avg <= delta, state.sigma * alpha, state.sigma / alpha)
         sigma = jnp.clip(sigma, p.sigma_min, p.sigma_max).astype(jnp.float32)
-        return state._replace(sigma=sigma, dist=d.astype(jnp.float32), delta=delta)
+        return state._replace(sigma=sigma, dist=d.astype(jnp.float32), dist_avg=avg.astype(jnp.float32), delta=delta)
 
     return Strategy(
         init=init,
