@@ -36,4 +36,4 @@ clean:
 
 # The N-chain figure (Plappert et al. Fig. 4): every N x noise cell, 5 seeds each; resumable.
 chain: $(STAMP)
-	$(BIN)/python -m rlx.studies chain
+	$(BIN)/rlx sweep chain

@@ -1,19 +1,27 @@
 """The N-chain figure of Plappert et al. 2018 (Fig. 4): episodes until the greedy policy is optimal 100
 times in a row, versus chain length N, for ε-greedy, adaptive parameter noise and NoisyNets.
 
-`make chain` runs every cell of GRID (5 seeds vmapped per cell) and writes the table and the figure.
-One cell: `rlx train chain-30 --noise param --experiment chain` (with the budget below in steps).
+`rlx sweep chain` (or `make chain`) runs every cell (5 seeds vmapped per cell) and writes the table and
+episodes_to_solve.png. One cell: `rlx train --experiment chain --set env=chain-50 --set steps=118000 ...`.
 """
 
 from rlx.experiment import Experiment
 
-EPISODES = 2000  # cap per run; a run's steps = EPISODES * (N + 9)
+EPISODES = 2000  # cap per run
 EPS_DECAY_EPISODES = 1000  # ε from 1 to 0.1 over the first 1000 episodes
 
-GRID = {
-    "env": ["chain-10", "chain-20", "chain-30", "chain-50", "chain-75", "chain-100"],
-    "noise": ["eps", "param", "noisy"],
-}
+
+def chain(n: int) -> dict:
+    """chain-N with its budget in steps: an episode of chain-N lasts N + 9 steps."""
+    length = n + 9
+    return {
+        "env": f"chain-{n}",
+        "steps": EPISODES * length,
+        "explore.eps_decay_steps": EPS_DECAY_EPISODES * length,
+        # four chunks (evaluations, checkpoints) per run; a multiple of the target period (100)
+        "eval.every": EPISODES * length // 4 // 100 * 100,
+    }
+
 
 EXPERIMENT = Experiment(
     name="chain",
@@ -36,7 +44,11 @@ EXPERIMENT = Experiment(
         "explore.eps_start": 1.0,
         "explore.eps_end": 0.1,
         "explore.eps_decay_steps": EPS_DECAY_EPISODES * 39,
-        "eval.every": EPISODES * 39 // 4,
+        "eval.every": EPISODES * 39 // 4 // 100 * 100,
         "eval.episodes": 1,
+    },
+    grid={
+        "env": [chain(n) for n in (10, 20, 30, 50, 75, 100)],
+        "noise": ["eps", "param", "noisy"],
     },
 )

@@ -118,7 +118,7 @@ def _get(cfg, key):
     return cfg
 
 
-def _with_progress(cfg, n_seeds, run_dir, resume, runner):
+def _with_progress(cfg, n_seeds, run_dir, resume, runner, run=None):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     columns = (
@@ -152,6 +152,8 @@ def _with_progress(cfg, n_seeds, run_dir, resume, runner):
             ret = f"eval {ev.mean():.1f} [{ev.min():.1f}, {ev.max():.1f}]{ex_txt}"
             progress.update(task, completed=steps, rate=rate, ret=ret)
 
+        if run is not None:
+            return run(on_chunk)
         return runner.train(cfg, n_seeds, run_dir, resume=resume, on_chunk=on_chunk)
 
 
@@ -190,16 +192,120 @@ def envs_cmd():
 
 @app.command("list")
 def list_cmd():
-    """List the experiment modules in experiments/."""
+    """List the experiment modules in experiments/ (`rlx show NAME` for one's grid)."""
     from rlx.experiment import available, load
 
     table = Table(title="experiments")
-    for col in ("name", "env", "noise", "seeds", "description"):
+    for col in ("name", "env", "noise", "seeds", "grid", "description"):
         table.add_column(col)
     for n in available():
         e = load(n)
-        table.add_row(n, e.env, e.noise, str(e.seeds), e.description)
+        grid = " × ".join(f"{k}[{len(v)}]" for k, v in e.grid.items()) or "—"
+        table.add_row(n, e.env, e.noise, str(e.seeds), grid, e.description)
     console.print(table)
+
+
+def _experiment_and_flags(experiment: str, seeds: int | None, sets: list[str] | None):
+    from rlx.experiment import load
+
+    exp = load(experiment)
+    n_seeds = seeds if seeds is not None else exp.seeds
+    if n_seeds <= 0:
+        raise UserError(f"--seeds must be positive, got {n_seeds}.")
+    return exp, n_seeds, C.parse_set(sets or [])
+
+
+@app.command("show")
+def show_cmd(
+    experiment: str = typer.Argument(..., help="Experiment: a name from `rlx list` or a path to a .py file."),
+    seeds: int | None = typer.Option(None, "--seeds", help="Seeds per cell (default: the experiment's)."),
+    sets: list[str] | None = typer.Option(None, "--set", help="Override a config key in every cell (repeatable)."),
+):
+    """Print an experiment's resolved grid and how `rlx sweep` will batch it into compiled programs."""
+    from rlx import sweep
+
+    exp, n_seeds, extra = _experiment_and_flags(experiment, seeds, sets)
+    cells, groups, batched = sweep.describe(exp, n_seeds, extra)
+    console.print(f"[bold]{exp.name}[/]: {exp.description}")
+    console.print(f"grid: {' × '.join(f'{k} ({len(v)})' for k, v in exp.grid.items())} = {len(cells)} cells × {n_seeds} seeds")
+    static = [a for a in exp.grid if a not in batched]
+    console.print(f"batched in one program (vmapped): {', '.join(batched) or 'none'}; "
+                  f"compiled separately: {', '.join(static) or 'none'}")
+    table = Table(title=f"{len(groups)} compiled program(s)")
+    for col in ("group", "cells", "runs (cells × seeds)", "steps", "settings"):
+        table.add_column(col)
+    for g, members in enumerate(groups):
+        table.add_row(f"g{g}", str(len(members)), f"{len(members) * n_seeds}", f"{cells[members[0]].cfg.steps:,}",
+                      "\n".join(cells[i].name() for i in members))
+    console.print(table)
+
+
+@app.command("sweep")
+def sweep_cmd(
+    experiment: str = typer.Argument(..., help="Experiment: a name from `rlx list` or a path to a .py file."),
+    seeds: int | None = typer.Option(None, "--seeds", help="Seeds per cell (default: the experiment's)."),
+    sets: list[str] | None = typer.Option(None, "--set", help="Override a config key in every cell (repeatable)."),
+    out: Path = typer.Option(Path("runs"), "--out", help="Directory that holds sweep directories."),
+    name: str | None = typer.Option(None, "--name", help="Sweep directory name (default: sweep-EXPERIMENT)."),
+    devices: int | None = typer.Option(None, "--devices", help="Use at most this many local devices (default: all)."),
+    launcher: str = typer.Option("local", "--launcher", help="local (this process), slurm (a submitit job array, "
+                                 "one job per program, shared filesystem) or submitit-local (the same, as local processes)."),
+):
+    """Run an experiment's grid: cells batched into the fewest programs; started again, it resumes."""
+    from rlx import runner, sweep
+
+    if launcher not in sweep.LAUNCHERS:
+        raise UserError(f"unknown launcher '{launcher}'; choose one of {', '.join(sweep.LAUNCHERS)}.")
+    if devices is not None and devices <= 0:
+        raise UserError(f"--devices must be positive, got {devices}.")
+    exp, n_seeds, extra = _experiment_and_flags(experiment, seeds, sets)
+    path = _run_dir(out, name or f"sweep-{exp.name}", "", False)
+    spec = sweep.prepare(exp, path, n_seeds, extra)
+    pending = sweep.pending_groups(path, spec)
+    done = len(spec["groups"]) - len(pending)
+    console.print(f"[bold]rlx sweep[/] {exp.name}: {len(spec['cells'])} cells × {n_seeds} seeds in "
+                  f"{len(spec['groups'])} program(s), {done} finished → {path}")
+    try:
+        if launcher == "local":
+            for g in pending:
+                members = spec["groups"][g]
+                cells = [spec["cells"][i]["labels"] for i in members]
+                console.print(f"g{g}: " + "; ".join(" ".join(f"{k}={v}" for k, v in c.items()) for c in cells))
+                _with_progress(C.from_dict(spec["cells"][members[0]]["config"]), None, None, None, runner,
+                               run=lambda on_chunk, g=g: sweep.run_group(path, g, devices, on_chunk))
+        else:
+            sweep.launch(path, pending, launcher, devices)
+    except runner.Interrupted:
+        sweep.report(path)
+        err_console.print(f"rlx: sweep interrupted; finished cells are in {path}. Continue with the same command.")
+        raise typer.Exit(130) from None
+    summary = sweep.report(path)
+    _print_sweep(summary, spec, path)
+
+
+@app.command("report")
+def report_cmd(sweep_dir: Path = typer.Argument(..., help="A directory written by `rlx sweep`.")):
+    """Rebuild a sweep's table, results.csv, summary.json and figures from what is on disk."""
+    from rlx import sweep
+
+    spec = sweep._read_spec(sweep_dir)
+    _print_sweep(sweep.report(sweep_dir), spec, sweep_dir)
+
+
+def _print_sweep(summary: dict, spec: dict, path: Path):
+    from rlx import sweep
+
+    axes = spec.get("axes") or list(spec["cells"][0]["labels"])
+    chain = any("episodes_to_solve" in c for c in summary["cells"])
+    table = Table(title=f"{summary['experiment']}: final greedy return per cell")
+    for col in [*axes, "seeds", "mean", "IQM", "95% CI", "per seed"] + (["solved, episodes"] if chain else []):
+        table.add_column(col)
+    for row in sweep.table_rows(summary, axes):
+        table.add_row(*row)
+    console.print(table)
+    if summary["unfinished"]:
+        console.print(f"{len(summary['unfinished'])} cell(s) not finished yet; run the sweep again to continue them.")
+    console.print(f"sweep directory: {path}")
 
 
 def main(argv=None) -> int:

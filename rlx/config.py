@@ -116,6 +116,19 @@ LOSSES = ("huber", "mse")
 HPARAMS = ("dqn.lr", "dqn.gamma", "dqn.tau", "explore.eps_start", "explore.eps_end", "explore.eps_decay_steps")
 
 
+def static_part(cfg: Config) -> Config:
+    """cfg with the batched hyperparameters and the seed reset to defaults: configs with equal static parts
+    run in one compiled program."""
+    return apply_overrides(dataclasses.replace(cfg, seed=Config.seed), {k: _default(k) for k in HPARAMS})
+
+
+def _default(key: str):
+    v = Config()
+    for part in key.split("."):
+        v = getattr(v, part)
+    return v
+
+
 def to_dict(cfg) -> dict:
     """Nested plain dict (tuples become lists), for JSON."""
     return dataclasses.asdict(cfg)
@@ -211,6 +224,19 @@ def apply_overrides(cfg: Config, overrides: dict) -> Config:
         cfg = _replace(cfg, key.split("."), value, key)
     validate(cfg)
     return cfg
+
+
+def resolve_key(name: str) -> str:
+    """A dotted config key from a full key or an unambiguous last part ("lr" -> "dqn.lr"); UserError otherwise."""
+    valid = keys()
+    if name in valid:
+        return name
+    matches = [k for k in valid if k.endswith("." + name)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UserError(f"'{name}' is ambiguous: write one of {', '.join(matches)}.")
+    raise UserError(f"unknown config key '{name}'.{did_you_mean(name, valid)}")
 
 
 def _replace(obj, path, value, key):

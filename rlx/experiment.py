@@ -8,6 +8,7 @@ An experiment module defines `EXPERIMENT = Experiment(...)` and reads like a tab
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,10 @@ class Experiment:
     steps: int | None = None
     set: dict = field(default_factory=dict)
     description: str = ""
+    # Axes that `rlx sweep` varies: {key: [values]}. A key is a config key or its last part ("lr"); a value may
+    # be a dict of settings that go together (its entry under the axis name, if any, labels it).
+    grid: dict = field(default_factory=dict)
+    path: str = ""  # the module this experiment was loaded from (set by load)
 
     def config(self) -> C.Config:
         """Resolve to a type-checked Config (defaults, then this experiment's settings)."""
@@ -64,4 +69,4 @@ def load(name_or_path: str) -> Experiment:
     exp = getattr(module, "EXPERIMENT", None)
     if not isinstance(exp, Experiment):
         raise UserError(f"{path} must define EXPERIMENT = Experiment(...) (from rlx.experiment import Experiment).")
-    return exp
+    return dataclasses.replace(exp, path=str(path.resolve()))

@@ -135,3 +135,59 @@ def distance_trace(rows: list[dict], path: Path, title: str = "") -> Path | None
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     return path
+
+
+def sweep_curves(results: list[dict], axis: str, axes: list[str], path: Path, *, key: str = "eval_return") -> Path:
+    """Learning curves of a sweep along one grid axis: a panel per setting of the other axes, a line per
+    value of `axis` (mean over seeds, 25-75% band from 4 seeds)."""
+    others = [a for a in axes if a != axis]
+    panels: dict[tuple, list[dict]] = {}
+    for r in results:
+        panels.setdefault(tuple(str(r["labels"][a]) for a in others), []).append(r)
+    n = len(panels)
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(5.0 * ncols, 3.4 * nrows), layout="constrained")
+    for p, (where, cells) in enumerate(panels.items()):
+        ax = fig.add_subplot(nrows, ncols, p + 1)
+        for j, r in enumerate(cells):
+            c = _curve(r["rows"], key)
+            if c is None:
+                continue
+            color = f"C{j % 10}"
+            ax.plot(c["steps"], c["mean"], color=color, marker="o" if len(c["steps"]) == 1 else None,
+                    label=f"{axis}={r['labels'][axis]}")  # fmt: skip
+            if c["n_seeds"] >= _MIN_SEEDS_FOR_IQR:
+                ax.fill_between(c["steps"], c["q25"], c["q75"], color=color, alpha=0.2, linewidth=0)
+        ax.set_title(" ".join(f"{a}={v}" for a, v in zip(others, where, strict=True)) or "all cells", fontsize="small")
+        ax.set_xlabel("steps")
+        ax.set_ylabel(key)
+        ax.xaxis.set_major_formatter(EngFormatter())
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, format="png")
+    return path
+
+
+def final_returns(results: list[dict], path: Path, *, title: str = "") -> Path:
+    """Final greedy return per cell: mean with its 95% bootstrap CI, seeds as dots."""
+    fig = Figure(figsize=(max(5.0, 0.6 * len(results) + 2), 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    for x, r in enumerate(results):
+        e = r["eval_return"]
+        seeds = [v for v in e["per_seed"] if v is not None]
+        ax.scatter([x] * len(seeds), seeds, s=10, color="grey", alpha=0.6, zorder=1)
+        if e["mean"] is not None:
+            lo, hi = e["ci95"]
+            ax.errorbar([x], [e["mean"]], yerr=[[e["mean"] - lo], [hi - e["mean"]]], fmt="o", color="C0", capsize=3)
+    ax.set_xticks(range(len(results)))
+    ax.set_xticklabels([" ".join(str(v) for v in r["labels"].values()) for r in results], rotation=45, ha="right",
+                       fontsize="small")  # fmt: skip
+    ax.set_ylabel("final greedy return (mean, 95% CI)")
+    ax.grid(alpha=0.3, axis="y")
+    if title:
+        ax.set_title(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, format="png")
+    return path

@@ -75,11 +75,16 @@ def eval_keys(keys, steps: int):
     return jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, tag), steps))(keys)
 
 
-def seed_sharding(seeds: int):
-    """Shard the leading seed axis over as many local devices as divide it (CPU cores count as devices)."""
+def seed_sharding(seeds: int, max_devices: int | None = None):
+    """Shard the leading batch axis (cells x seeds) over as many local devices as divide it, at most
+    max_devices (CPU cores count as devices)."""
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     devices = jax.local_devices()
+    if max_devices is not None:
+        if max_devices <= 0:
+            raise UserError(f"--devices must be positive, got {max_devices}.")
+        devices = devices[:max_devices]
     n = max(k for k in range(1, len(devices) + 1) if seeds % k == 0)
     return NamedSharding(Mesh(np.array(devices[:n]), ("seed",)), PartitionSpec("seed"))
 
@@ -174,26 +179,45 @@ def episodes_to_solve(solved_at) -> dict:
     return {"per_seed": per_seed, "solved": sum(e is not None for e in per_seed), "median": None if np.isinf(med) else med}
 
 
-def _rows(metrics: dict, eval_returns, steps: int, chunk: int, seeds: int) -> list[dict]:
-    """Per-seed metric rows for one chunk (NaN stays NaN; results writes it as null)."""
+def _rows(metrics: dict, eval_returns, steps: int, chunk: int, seeds: int, cells: int = 1) -> list[dict]:
+    """Per-seed metric rows for one chunk (NaN stays NaN; results writes it as null). The batch axis is
+    cell-major; rows carry "cell" only when several cells share the program."""
     rows = []
-    for s in range(seeds):
-        row = {"seed": s, "chunk": chunk, "steps": steps}
-        row.update({k: float(v[s]) for k, v in metrics.items()})
-        row["eval_return"] = float(np.mean(eval_returns[s]))
+    for b in range(cells * seeds):
+        row = {"cell": b // seeds} if cells > 1 else {}
+        row.update({"seed": b % seeds, "chunk": chunk, "steps": steps})
+        row.update({k: float(v[b]) for k, v in metrics.items()})
+        row["eval_return"] = float(np.mean(eval_returns[b]))
         rows.append(row)
     return rows
 
 
-def train(cfg: C.Config, seeds: int, run_dir: RunDir, *, resume: bool = False, on_chunk: Callable | None = None) -> dict:
+def train(cfg: C.Config, seeds: int, run_dir: RunDir, *, resume: bool = False, on_chunk: Callable | None = None,
+          devices: int | None = None) -> dict:
     """Train `seeds` seeds of cfg to cfg.steps env steps each; returns the summary (also written to disk)."""
+    return train_cells([cfg], seeds, run_dir, resume=resume, on_chunk=on_chunk, devices=devices)[0]
+
+
+def train_cells(cfgs: list[C.Config], seeds: int, run_dir: RunDir, *, resume: bool = False,
+                on_chunk: Callable | None = None, devices: int | None = None) -> list[dict]:
+    """Train several configs that differ only in batched hyperparameters (rlx.config.HPARAMS, seed) as one
+    compiled program, vmapped over cells x seeds; returns one summary per config.
+
+    Seed i of every cell uses the key of seed i of a single run, so a cell gives what `rlx train` gives.
+    """
     if seeds <= 0:
         raise UserError(f"seeds must be positive, got {seeds}.")
+    cfg = cfgs[0]
+    if any(C.static_part(c) != C.static_part(cfg) for c in cfgs):
+        raise ValueError("train_cells: configs differ in more than the batched hyperparameters")
     spec = envs.make(cfg.env)
     wall0 = time.perf_counter()
-    prog = compile_agent(cfg, spec, seeds)
-    sharding = seed_sharding(seeds)
-    keys, hp = jax.device_put((seed_keys(cfg, seeds), batch_hparams(cfg, seeds)), sharding)
+    batch = len(cfgs) * seeds
+    prog = compile_agent(cfg, spec, batch)
+    sharding = seed_sharding(batch, devices)
+    keys = jnp.concatenate([seed_keys(c, seeds) for c in cfgs])
+    hp = jax.tree.map(lambda *xs: jnp.concatenate(xs), *[batch_hparams(c, seeds) for c in cfgs])
+    keys, hp = jax.device_put((keys, hp), sharding)
     t = time.perf_counter()
     init_c = prog.init.lower(keys, hp).compile()
     prog.compile_seconds += time.perf_counter() - t
@@ -228,7 +252,7 @@ def train(cfg: C.Config, seeds: int, run_dir: RunDir, *, resume: bool = False, o
                 steps_done += nb * block
                 chunk_idx += 1
                 eval_returns = np.asarray(evaluate(state.params, eval_keys(keys, steps_done)))
-                rows = _rows(jax.device_get(metrics), eval_returns, steps_done, chunk_idx, seeds)
+                rows = _rows(jax.device_get(metrics), eval_returns, steps_done, chunk_idx, seeds, len(cfgs))
                 run_dir.append_metrics(rows)
                 wall = prior_wall + time.perf_counter() - wall0
                 _save(mngr, steps_done, state, {"steps": steps_done, "wall_seconds": wall})
@@ -245,22 +269,28 @@ def train(cfg: C.Config, seeds: int, run_dir: RunDir, *, resume: bool = False, o
     if eval_returns is None:  # resumed a finished run: evaluate the restored parameters once more
         eval_returns = np.asarray(evaluate(state.params, eval_keys(keys, steps_done)))
     wall = prior_wall + time.perf_counter() - wall0
-    summary = {
-        "env": cfg.env,
-        "agent": cfg.agent,
-        "noise": cfg.noise,
-        "seeds": seeds,
-        "steps": steps_done,
-        "wall_seconds": round(wall, 3),
-        "compile_seconds": round(prog.compile_seconds, 3),
-        "eval_return": summarize([float(np.mean(r)) for r in eval_returns]),
-    }
-    if spec.optimal_return is not None:
-        summary["optimal_return"] = spec.optimal_return
-        summary["episodes_to_solve"] = episodes_to_solve(np.asarray(state.solve)[:, 2])
-    run_dir.write_summary(summary)
-    rows = run_dir.read_metrics()
-    plots.learning_curves(rows, run_dir.path / "learning_curve.png", title=f"{cfg.env} {cfg.noise}")
-    plots.distance_trace(rows, run_dir.path / "param_noise.png", title=f"{cfg.env}: d vs δ (chunk means)")
-    return summary
-
+    solved_at = np.asarray(state.solve)[:, 2]
+    summaries = []
+    for i, c in enumerate(cfgs):
+        cell = slice(i * seeds, (i + 1) * seeds)
+        summary = {
+            "env": c.env,
+            "agent": c.agent,
+            "noise": c.noise,
+            "seeds": seeds,
+            "steps": steps_done,
+            "wall_seconds": round(wall, 3),
+            "compile_seconds": round(prog.compile_seconds, 3),
+            "devices": len(sharding.mesh.devices.flat),
+            "eval_return": summarize([float(np.mean(r)) for r in eval_returns[cell]]),
+        }
+        if spec.optimal_return is not None:
+            summary["optimal_return"] = spec.optimal_return
+            summary["episodes_to_solve"] = episodes_to_solve(solved_at[cell])
+        summaries.append(summary)
+    run_dir.write_summary(summaries[0] if len(cfgs) == 1 else {"cells": summaries})
+    if len(cfgs) == 1:  # a sweep draws its figures per grid axis from all its groups (rlx.sweep)
+        rows = run_dir.read_metrics()
+        plots.learning_curves(rows, run_dir.path / "learning_curve.png", title=f"{cfg.env} {cfg.noise}")
+        plots.distance_trace(rows, run_dir.path / "param_noise.png", title=f"{cfg.env}: d vs δ (chunk means)")
+    return summaries

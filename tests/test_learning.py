@@ -49,16 +49,12 @@ def test_dqn_solves_cartpole_within_500k_steps(tmp_path, noise):
 def test_param_noise_solves_chain_30_with_d_at_delta(tmp_path):
     """Two seeds of the chain study's chain-30 cell (2000 episodes): both solve it, and once ε has reached its
     floor (episode 1000) the measured distance stays within ±25% of δ."""
-    import importlib.util
+    from rlx import sweep
 
-    from rlx import studies
-    from rlx.experiment import EXPERIMENTS_DIR
-
-    spec = importlib.util.spec_from_file_location("chain_exp", EXPERIMENTS_DIR / "chain.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cfg = studies.chain_cell(load("chain"), module, "chain-30", "param", module.EPISODES)
+    exp = load("chain")
+    (cell,) = [c for c in sweep.expand(exp) if c.labels == {"env": "chain-30", "noise": "param"}]
+    cfg = cell.cfg
     run = RunDir(tmp_path / "chain")
     summary = runner.train(cfg, 2, run)
     assert summary["episodes_to_solve"]["solved"] == 2, summary["episodes_to_solve"]
-    _assert_distance_tracks_delta(run.read_metrics(), after_step=module.EPS_DECAY_EPISODES * 39)
+    _assert_distance_tracks_delta(run.read_metrics(), after_step=cfg.explore.eps_decay_steps)

@@ -1,0 +1,211 @@
+"""`rlx sweep`, `rlx show`, `rlx report`: grids, batching into programs, resume after kill -9, statistics."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rlx import runner, sweep
+from rlx.cli import main
+from rlx.errors import UserError
+from rlx.experiment import Experiment, load
+from rlx.results import RunDir
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A tiny CartPole grid: 2 noises x 2 learning rates, 2 seeds, 2 chunks of 1000 steps.
+TINY = """
+from rlx.experiment import Experiment
+EXPERIMENT = Experiment(
+    name="{name}", env="cartpole", seeds=2, steps={steps},
+    set={{"dqn.learning_starts": 500, "dqn.target_every": 100, "eval.every": 1000, "dqn.buffer_size": 1000,
+         "eval.episodes": 2}},
+    grid={{"noise": ["eps", "param"], "lr": {lrs}}},
+)
+"""
+
+
+def _module(tmp_path, name="tiny", steps=2000, lrs=(1e-3, 3e-4)) -> Path:
+    p = tmp_path / f"{name}.py"
+    p.write_text(TINY.format(name=name, steps=steps, lrs=list(lrs)))
+    return p
+
+
+def _csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# --- grid expansion and batching -------------------------------------------------------------------
+
+
+def test_grid_expands_short_keys_and_groups_by_static_settings(tmp_path):
+    exp = load(str(_module(tmp_path, lrs=(1e-4, 3e-4, 1e-3, 3e-3))))
+    cells = sweep.expand(exp)
+    assert [c.labels for c in cells[:2]] == [{"noise": "eps", "lr": 1e-4}, {"noise": "eps", "lr": 3e-4}]
+    assert [c.cfg.dqn.lr for c in cells[:4]] == [1e-4, 3e-4, 1e-3, 3e-3]
+    groups = sweep.plan(cells)
+    assert groups == [[0, 1, 2, 3], [4, 5, 6, 7]]  # one program per noise, the lr values batched
+    assert sweep.batched_axes(cells, groups) == ["lr"]
+
+
+def test_chain_grid_bundles_budget_with_env():
+    cells = sweep.expand(load("chain"))
+    assert len(cells) == 18 and len(sweep.plan(cells)) == 18  # env and noise both change the program
+    c50 = next(c for c in cells if c.labels == {"env": "chain-50", "noise": "param"})
+    assert c50.cfg.env == "chain-50" and c50.cfg.steps == 2000 * 59 and c50.cfg.explore.eps_decay_steps == 1000 * 59
+
+
+@pytest.mark.parametrize(
+    "grid,fragment",
+    [
+        ({"learning_rate": [1e-3]}, "unknown config key 'learning_rate'"),
+        ({"lr": []}, "grid axis 'lr' of experiment 'x' is empty"),
+        ({"lr": ["fast"]}, "grid cell lr=fast: dqn.lr expects a number"),
+        ({"hidden": [64]}, "expects"),
+        ({}, "has no grid to sweep"),
+    ],
+)
+def test_bad_grids_are_user_errors(grid, fragment):
+    with pytest.raises(UserError, match=fragment):
+        sweep.expand(Experiment(name="x", grid=grid))
+
+
+def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
+    assert main(["sweep", "chian"]) == 2
+    assert "Did you mean 'chain'" in capsys.readouterr().err
+    assert main(["sweep", "cartpole"]) == 2  # an experiment without a grid
+    assert main(["sweep", str(_module(tmp_path)), "--devices", "0"]) == 2
+    assert main(["sweep", str(_module(tmp_path)), "--launcher", "pbs"]) == 2
+    # a sweep directory that belongs to another experiment
+    other = _module(tmp_path, name="other")
+    sweep.prepare(load(str(other)), tmp_path / "runs" / "s", 2)
+    assert main(["sweep", str(_module(tmp_path)), "--out", str(tmp_path / "runs"), "--name", "s"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a sweep of experiment 'other'" in err and err.count("\n") == 4
+
+
+def test_show_prints_groups(tmp_path, capsys):
+    assert main(["show", str(_module(tmp_path, lrs=(1e-4, 3e-4, 1e-3, 3e-3)))]) == 0
+    out = capsys.readouterr().out
+    assert "2 compiled program(s)" in out and "batched in one program (vmapped): lr" in out
+    assert "compiled separately: noise" in out
+    assert main(["list"]) == 0
+    assert "env[6] × noise[3]" in capsys.readouterr().out
+
+
+# --- running ------------------------------------------------------------------------------------------
+
+
+def test_sweep_batches_lr_values_into_one_program_per_noise(tmp_path, monkeypatch, capsys):
+    compiles = []
+    real = runner.compile_agent
+    monkeypatch.setattr(runner, "compile_agent", lambda cfg, spec, n: compiles.append((cfg.noise, n)) or real(cfg, spec, n))
+    module = _module(tmp_path, lrs=(1e-4, 3e-4, 1e-3, 3e-3))
+    assert main(["sweep", str(module), "--out", str(tmp_path / "runs")]) == 0
+    # 8 cells x 2 seeds in two programs, each vmapped over 4 learning rates x 2 seeds
+    assert compiles == [("eps", 8), ("param", 8)]
+    d = tmp_path / "runs" / "sweep-tiny"
+    rows = _csv(d / "results.csv")
+    assert [(r["noise"], float(r["lr"])) for r in rows][:2] == [("eps", 1e-4), ("eps", 3e-4)] and len(rows) == 8
+    for r in rows:
+        assert int(r["seeds"]) == 2 and int(r["steps"]) == 2000
+        assert float(r["ci95_low"]) <= float(r["mean"]) <= float(r["ci95_high"])
+    for png in ("curves_lr.png", "curves_noise.png", "final_return.png"):
+        assert (d / png).stat().st_size > 1000
+    assert "final greedy return per cell" in capsys.readouterr().out
+    # each cell equals the same settings trained alone (seed i uses the same key either way)
+    cfg = sweep.expand(load(str(module)))[6].cfg  # param, lr=1e-3
+    alone = runner.train(cfg, 2, RunDir(tmp_path / "alone"))
+    cell = json.loads((d / "summary.json").read_text())["cells"][6]
+    assert cell["labels"] == {"noise": "param", "lr": 1e-3}
+    assert cell["eval_return"]["per_seed"] == alone["eval_return"]["per_seed"]
+
+    # `rlx report` rebuilds the numbers and figures from disk
+    before = (d / "results.csv").read_text()
+    for f in ("results.csv", "summary.json", "final_return.png"):
+        (d / f).unlink()
+    assert main(["report", str(d)]) == 0
+    assert (d / "results.csv").read_text() == before and (d / "final_return.png").exists()
+    # started again, a finished sweep trains nothing
+    compiles.clear()
+    assert main(["sweep", str(module), "--out", str(tmp_path / "runs")]) == 0
+    assert compiles == []
+
+
+def _sweep_cmd(module, out):
+    return [sys.executable, "-m", "rlx.cli", "sweep", str(module), "--out", str(out), "--name", "s"]
+
+
+def test_kill_9_mid_sweep_then_resume_gives_the_uninterrupted_numbers(tmp_path):
+    module = _module(tmp_path, steps=4000)
+    env = {**os.environ, "RLX_CPU_DEVICES": "1"}
+    subprocess.run(_sweep_cmd(module, tmp_path / "full"), check=True, capture_output=True, cwd=ROOT, env=env)
+
+    proc = subprocess.Popen(_sweep_cmd(module, tmp_path / "cut"), cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    ckpts = tmp_path / "cut" / "s" / "groups" / "g0" / "checkpoints"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (ckpts.is_dir() and any(p.name.isdigit() for p in ckpts.iterdir())):
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not sweep.group_done(tmp_path / "cut" / "s", 1)  # killed before the end
+    subprocess.run(_sweep_cmd(module, tmp_path / "cut"), check=True, capture_output=True, cwd=ROOT, env=env)
+    full, cut = tmp_path / "full" / "s", tmp_path / "cut" / "s"
+    assert (cut / "results.csv").read_text() == (full / "results.csv").read_text()
+    for g in (0, 1):
+        assert RunDir(cut / "groups" / f"g{g}", resume=True).read_metrics() == RunDir(
+            full / "groups" / f"g{g}", resume=True
+        ).read_metrics()
+
+
+def test_batch_axis_is_sharded_over_four_cpu_devices(tmp_path):
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    subprocess.run(_sweep_cmd(_module(tmp_path), tmp_path), check=True, capture_output=True, cwd=ROOT, env=env)
+    summary = json.loads((tmp_path / "s" / "groups" / "g0" / "summary.json").read_text())
+    assert [c["devices"] for c in summary["cells"]] == [4, 4]  # 2 cells x 2 seeds over 4 devices
+    subprocess.run([*_sweep_cmd(_module(tmp_path, name="one"), tmp_path), "--name", "one", "--devices", "1"],
+                   check=True, capture_output=True, cwd=ROOT, env=env)  # fmt: skip
+    summary = json.loads((tmp_path / "one" / "groups" / "g0" / "summary.json").read_text())
+    assert [c["devices"] for c in summary["cells"]] == [1, 1]
+
+
+def test_submitit_local_launcher_runs_each_program_as_a_job(tmp_path):
+    pytest.importorskip("submitit")
+    module = _module(tmp_path)
+    assert main(["sweep", str(module), "--out", str(tmp_path), "--name", "s", "--launcher", "submitit-local"]) == 0
+    d = tmp_path / "s"
+    assert len(_csv(d / "results.csv")) == 4 and sweep.group_done(d, 0) and sweep.group_done(d, 1)
+    assert len(list((d / "submitit").glob("*result.pkl"))) == 2
+
+
+CHAIN = """
+from rlx.experiment import Experiment
+def chain(n):
+    return {"env": f"chain-{n}"}
+EXPERIMENT = Experiment(
+    name="minichain", seeds=2, steps=4000,
+    set={"net.hidden": (16, 16), "dqn.num_envs": 1, "dqn.train_every": 1, "dqn.target_every": 100,
+         "dqn.learning_starts": 500, "dqn.batch_size": 32, "dqn.lr": 1e-3, "dqn.gamma": 0.999,
+         "explore.eps_end": 0.1, "explore.eps_decay_steps": 2000, "eval.every": 2000, "eval.episodes": 1, "eval.solve_streak": 20},
+    grid={"env": [chain(4), chain(6)], "noise": ["param"]},
+)
+"""
+
+
+def test_chain_sweep_writes_episodes_to_solve_figure(tmp_path):
+    module = tmp_path / "minichain.py"
+    module.write_text(CHAIN)
+    assert main(["sweep", str(module), "--out", str(tmp_path), "--name", "c"]) == 0
+    d = tmp_path / "c"
+    rows = _csv(d / "results.csv")
+    assert [r["env"] for r in rows] == ["chain-4", "chain-6"]
+    assert all(r["solved"] in ("0", "1", "2") for r in rows)
+    assert (d / "episodes_to_solve.png").stat().st_size > 1000
