@@ -61,16 +61,68 @@ def run_reference(seeds: int, steps: int) -> dict:
     }
 
 
+SWEEP_MODULE = """
+import dataclasses
+from rlx.experiment import load
+EXPERIMENT = dataclasses.replace(load("cartpole"), name="bench_lr", seeds={seeds}, steps={steps}, grid={{"lr": {lrs}}})
+"""
+
+
+def bench_sweep(steps: int, lrs=(1e-4, 2.5e-4, 5e-4, 1e-3), seeds: int = 4) -> None:
+    """A CartPole grid of len(lrs) learning rates x seeds: one `rlx sweep` against one `rlx train` per run."""
+    env = {**os.environ, "RLX_COMPILE_CACHE": "off"}
+    cli = [sys.executable, "-m", "rlx.cli"]
+    with tempfile.TemporaryDirectory() as tmp:
+        module = Path(tmp) / "bench_lr.py"
+        module.write_text(SWEEP_MODULE.format(seeds=seeds, steps=steps, lrs=list(lrs)))
+        t = time.perf_counter()
+        subprocess.run([*cli, "sweep", str(module), "--out", tmp, "--name", "s"], check=True, capture_output=True, cwd=ROOT, env=env)
+        batched = time.perf_counter() - t
+        t = time.perf_counter()
+        for lr in lrs:
+            for seed in range(seeds):
+                cmd = [*cli, "train", "--experiment", "cartpole", "--seeds", "1", "--steps", str(steps), "--set", f"dqn.lr={lr}",
+                       "--set", f"seed={seed}", "--out", tmp, "--name", f"lr{lr}-s{seed}"]  # fmt: skip
+                subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT, env=env)
+        separate = time.perf_counter() - t
+    runs = len(lrs) * seeds
+    print(f"sweep: CartPole, {len(lrs)} learning rates x {seeds} seeds = {runs} runs of {steps:,} steps, compile cache off")
+    print(f"  rlx sweep (one program, batched)         process wall {batched:7.1f} s")
+    print(f"  {runs} separate rlx train invocations      process wall {separate:7.1f} s")
+    print(f"  batched speed-up: {separate / batched:.2f}x (goal >= 3x)\n")
+
+
+def bench_seed_scaling(steps: int, counts=(1, 8, 64)) -> None:
+    """Wall time of CartPole DQN for 1, 8, 64 seeds in one program (the GPU benchmark of the sweep issue)."""
+    results = [run_rlx(n, steps, []) for n in counts]
+    print(f"seed scaling: CartPole DQN, {steps:,} steps per seed, compile cache off")
+    for r in results:
+        print(f"  {r['seeds']:3d} seeds  wall {r['wall']:7.1f} s (compile {r['compile']:5.1f} s)  return {r['return']:.1f}")
+    print(f"  {counts[-1]} seeds / {counts[0]} seed wall time: {results[-1]['wall'] / results[0]['wall']:.2f}x (goal <= 3x)\n")
+
+
 def main() -> None:
-    """Print the benchmark table and the ratios."""
+    """Print the benchmark tables and the ratios."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=500_000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--sweep-steps", type=int, default=100_000, help="steps per run in the sweep benchmark")
+    ap.add_argument("--part", nargs="+", choices=["dqn", "sweep", "seeds"], default=None,
+                    help="what to run (default: dqn and sweep; seeds too on a GPU)")  # fmt: skip
     args = ap.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
     import jax
 
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; CartPole DQN, anchor settings, {args.steps:,} steps per seed\n")
+    platform_name = jax.devices()[0].platform
+    parts = args.part or ["dqn", "sweep"] + (["seeds"] if platform_name == "gpu" else [])
+    print(f"jax {jax.__version__} on {platform_name}\n")
+    if "sweep" in parts:
+        bench_sweep(args.sweep_steps)
+    if "seeds" in parts:
+        bench_seed_scaling(args.steps)
+    if "dqn" not in parts:
+        return
+    print(f"CartPole DQN, anchor settings, {args.steps:,} steps per seed\n")
     rows = []
     for seeds in args.seeds:
         ref = run_reference(seeds, args.steps)

@@ -96,6 +96,9 @@ def test_show_prints_groups(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "2 compiled program(s)" in out and "batched in one program (vmapped): lr" in out
     assert "compiled separately: noise" in out
+    assert main(["show", str(_module(tmp_path)), "--seeds", "3", "--set", "dqn.gamma=0.9"]) == 0
+    assert "4 cells × 3 seeds" in capsys.readouterr().out
+    assert {c.cfg.dqn.gamma for c in sweep.expand(load(str(_module(tmp_path))), {"dqn.gamma": "0.9"})} == {0.9}
     assert main(["list"]) == 0
     assert "env[6] × noise[3]" in capsys.readouterr().out
 
