@@ -48,7 +48,7 @@ def _run_dir(out: Path, name: str | None, prefix: str, resume: bool) -> Path:
     return out / f"{prefix}-{stamp}"
 
 
-def _resolve(env, noise, seeds, steps, sets, experiment):
+def _resolve(env, noise, seeds, steps, sets, experiment, agent=None):
     """Defaults, then the experiment module, then flags; returns (Config, seeds, explicit overrides)."""
     from rlx.experiment import Experiment, load
 
@@ -60,6 +60,8 @@ def _resolve(env, noise, seeds, steps, sets, experiment):
         flags["env"] = env
     if noise is not None:
         flags["noise"] = noise
+    if agent is not None:
+        flags["agent"] = agent
     if steps is not None:
         flags["steps"] = steps
     flags.update(C.parse_set(sets or []))
@@ -73,7 +75,8 @@ def _resolve(env, noise, seeds, steps, sets, experiment):
 @app.command()
 def train(
     env: str | None = typer.Argument(None, help="Environment name (see `rlx envs`), e.g. cartpole, chain-30."),
-    noise: str | None = typer.Option(None, "--noise", help="Exploration: none or eps (default eps)."),
+    noise: str | None = typer.Option(None, "--noise", help="Exploration: none, eps, param or noisy (default eps)."),
+    agent: str | None = typer.Option(None, "--agent", help="dqn (replay, target net; default) or pqn (λ-returns, no replay)."),
     seeds: int | None = typer.Option(None, "--seeds", help="Seeds trained together in one vmapped program."),
     steps: int | None = typer.Option(None, "--steps", help="Env steps per seed (summed over its envs)."),
     sets: list[str] | None = typer.Option(None, "--set", help="Override a config key, e.g. --set dqn.lr=1e-3 (repeatable)."),
@@ -82,12 +85,12 @@ def train(
     name: str | None = typer.Option(None, "--name", help="Run directory name (default: ENV-NOISE-timestamp)."),
     experiment: str | None = typer.Option(None, "--experiment", help="Experiment module: a name from experiments/ or a path to a .py file."),
 ):
-    """Train a DQN agent on ENV for several seeds at once and print the greedy-evaluation table."""
+    """Train a DQN-family agent on ENV for several seeds at once and print the greedy-evaluation table."""
     from rlx import runner
     from rlx.results import RunDir
 
     runner.enable_compile_cache()
-    cfg, n_seeds, flags, seeds_given = _resolve(env, noise, seeds, steps, sets, experiment)
+    cfg, n_seeds, flags, seeds_given = _resolve(env, noise, seeds, steps, sets, experiment, agent)
     path = _run_dir(out, name, f"{cfg.env}-{cfg.noise}", resume)
     run_dir = RunDir(path, resume=resume)
     if resume:

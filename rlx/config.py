@@ -21,8 +21,10 @@ from rlx.errors import UserError, did_you_mean
 class NetConfig:
     """Q-network shape."""
 
-    hidden: tuple[int, ...] = (120, 84)
+    hidden: tuple[int, ...] = (120, 84)  # MLP widths (the Nature CNN has its own)
     layer_norm: bool = False
+    # auto: the Nature CNN (32x8x8/4, 64x4x4/2, 64x3x3/1, dense 512) for stacks of 84x84 frames, else an MLP
+    torso: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,20 @@ class DQNConfig:
     double: bool = True
     # MSE is the anchor's loss; with these CartPole settings Huber (available) let Q diverge (see README).
     loss: str = "mse"
+
+
+@dataclass(frozen=True)
+class PQNConfig:
+    """PQN (agent=pqn): parallel envs, short rollouts, λ-returns, no replay and no target network.
+
+    lr, gamma, the optimizer and gradient clipping come from dqn.* (dqn.optimizer=radam is the paper's).
+    """
+
+    num_envs: int = 16
+    rollout: int = 32  # env steps per env between updates; one block = num_envs * rollout env steps
+    lam: float = 0.65  # λ of the λ-returns
+    epochs: int = 2  # passes over each rollout
+    minibatches: int = 4  # minibatches per pass
 
 
 @dataclass(frozen=True)
@@ -103,13 +119,14 @@ class Config:
     seed: int = 0
     net: NetConfig = field(default_factory=NetConfig)
     dqn: DQNConfig = field(default_factory=DQNConfig)
+    pqn: PQNConfig = field(default_factory=PQNConfig)
     explore: ExploreConfig = field(default_factory=ExploreConfig)
     param: ParamNoiseConfig = field(default_factory=ParamNoiseConfig)
     noisy: NoisyConfig = field(default_factory=NoisyConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
-AGENTS = ("dqn",)
+AGENTS = ("dqn", "pqn")
 NOISES = ("none", "eps", "param", "noisy")
 OPTIMIZERS = ("adam", "rmsprop", "radam", "sgd")
 LOSSES = ("huber", "mse")
@@ -281,6 +298,7 @@ def validate(cfg: Config) -> None:
     e = cfg.explore
     need(0.0 <= e.eps_end <= 1.0 and 0.0 <= e.eps_start <= 1.0, "explore.eps_start and eps_end must be in [0, 1].")
     need(e.eps_decay_steps > 0, f"explore.eps_decay_steps must be positive, got {e.eps_decay_steps}.")
+    need(cfg.net.torso in ("auto", "mlp", "nature_cnn"), f"net.torso must be auto, mlp or nature_cnn, got {cfg.net.torso!r}.")
     p = cfg.param
     need(p.distance in ("kl", "disagree"), f"param.distance must be kl or disagree, got {p.distance!r}.")
     need(p.scope in ("all_dense", "head"), f"param.scope must be all_dense or head, got {p.scope!r}.")
@@ -293,6 +311,16 @@ def validate(cfg: Config) -> None:
     need(cfg.eval.every > 0, f"eval.every must be positive, got {cfg.eval.every}.")
     need(cfg.eval.solve_streak > 0, f"eval.solve_streak must be positive, got {cfg.eval.solve_streak}.")
     need(cfg.eval.episodes > 0, f"eval.episodes must be positive, got {cfg.eval.episodes}.")
+    if cfg.agent == "pqn":
+        q = cfg.pqn
+        for name in ("num_envs", "rollout", "epochs", "minibatches"):
+            need(getattr(q, name) > 0, f"pqn.{name} must be positive, got {getattr(q, name)}.")
+        need(0.0 <= q.lam <= 1.0, f"pqn.lam must be in [0, 1], got {q.lam}.")
+        block = q.num_envs * q.rollout
+        need(q.minibatches <= block, f"pqn.minibatches ({q.minibatches}) cannot exceed num_envs * rollout ({block}).")
+        need(cfg.eval.every % block == 0, f"eval.every ({cfg.eval.every}) must be a multiple of pqn.num_envs * pqn.rollout ({block}).")
+        need(cfg.steps % block == 0, f"steps ({cfg.steps}) must be a multiple of pqn.num_envs * pqn.rollout ({block}).")
+        return
     # The compiled loop steps all envs together, updates on a fixed beat and copies the target on a
     # fixed beat; these must line up or the schedule would silently differ from what was asked.
     n, tr = d.num_envs, d.train_every

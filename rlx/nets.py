@@ -81,10 +81,48 @@ class MLP(nn.Module):
         return dense(self.num_actions)(x)
 
 
+class NatureCNN(nn.Module):
+    """The DQN Nature CNN over uint8 frame stacks (..., 4, 84, 84): conv 32x8x8/4, 64x4x4/2, 64x3x3/1, dense 512.
+
+    Optional LayerNorm after every layer. With noisy=True the dense layers are NoisyDense; parameter noise
+    perturbs only the dense layers (their modules are Dense_i), never the convolutions.
+    """
+
+    num_actions: int
+    layer_norm: bool = False
+    noisy: bool = False
+    noisy_sigma0: float = 0.5
+
+    @nn.compact
+    def __call__(self, x):
+        dense = functools.partial(NoisyDense, sigma0=self.noisy_sigma0) if self.noisy else nn.Dense
+        lead = x.shape[:-3]
+        # channels-first uint8 frames -> NHWC floats in [0, 1]
+        x = jnp.moveaxis(x.reshape((-1,) + x.shape[-3:]), 1, -1).astype(jnp.float32) / 255.0
+        for features, kernel, stride in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):
+            x = nn.Conv(features, (kernel, kernel), (stride, stride), padding="VALID")(x)
+            if self.layer_norm:
+                x = nn.LayerNorm()(x)
+            x = nn.relu(x)
+        x = dense(512)(x.reshape(x.shape[0], -1))
+        if self.layer_norm:
+            x = nn.LayerNorm()(x)
+        x = dense(self.num_actions)(nn.relu(x))
+        return x.reshape(lead + (self.num_actions,))
+
+
+def is_frame_stack(obs_shape) -> bool:
+    """True for (stack, 84, 84) Atari observations."""
+    return len(obs_shape) == 3 and tuple(obs_shape[1:]) == (84, 84)
+
+
 def make_q_network(net_cfg, obs_shape, num_actions: int, **options) -> nn.Module:
     """The Q-network for a config and an env's observation shape; `options` (from the exploration
     strategy, e.g. layer_norm=True) override the config's."""
     kw = {"layer_norm": net_cfg.layer_norm, **options}
+    torso = net_cfg.torso if net_cfg.torso != "auto" else ("nature_cnn" if is_frame_stack(obs_shape) else "mlp")
+    if torso == "nature_cnn":
+        return NatureCNN(num_actions, **kw)
     return MLP(tuple(net_cfg.hidden), num_actions, obs_ndim=len(obs_shape), **kw)
 
 

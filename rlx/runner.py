@@ -18,7 +18,7 @@ import numpy as np
 
 from rlx import config as C
 from rlx import envs, plots
-from rlx.agents import dqn
+from rlx.agents import dqn, pqn
 from rlx.errors import UserError
 from rlx.results import RunDir, summarize
 
@@ -96,7 +96,7 @@ def batch_hparams(cfg, seeds: int):
 
 def compile_agent(cfg, spec, seeds: int) -> Compiled:
     """jit(vmap(...)) the agent's functions; the seed axis is the leading axis of state and hparams."""
-    agent = dqn.make_train(cfg, spec)
+    agent = (pqn if cfg.agent == "pqn" else dqn).make_train(cfg, spec)
     init = jax.jit(jax.vmap(agent.init))
     chunk = jax.jit(jax.vmap(agent.chunk, in_axes=(0, 0, None, None)), static_argnums=3, donate_argnums=0)
     evaluate = jax.jit(jax.vmap(agent.evaluate))
@@ -214,7 +214,8 @@ def train_cells(cfgs: list[C.Config], seeds: int, run_dir: RunDir, *, resume: bo
     wall0 = time.perf_counter()
     batch = len(cfgs) * seeds
     prog = compile_agent(cfg, spec, batch)
-    sharding = seed_sharding(batch, devices)
+    # Host envs (Atari) step all seeds' emulators in one call from one device.
+    sharding = seed_sharding(batch, 1 if spec.kind != "gymnax" else devices)
     keys = jnp.concatenate([seed_keys(c, seeds) for c in cfgs])
     hp = jax.tree.map(lambda *xs: jnp.concatenate(xs), *[batch_hparams(c, seeds) for c in cfgs])
     keys, hp = jax.device_put((keys, hp), sharding)
@@ -236,6 +237,11 @@ def train_cells(cfgs: list[C.Config], seeds: int, run_dir: RunDir, *, resume: bo
         run_dir.truncate_metrics(steps_done)
     if state is None:
         state = jax.device_put(init_c(keys, hp), sharding)
+    elif spec.kind != "gymnax":
+        # The emulators did not survive the process: every env starts a new episode (the replay buffer,
+        # networks and exploration state are restored as saved).
+        restart_keys = jax.vmap(lambda k: jax.random.fold_in(k, steps_done))(keys)
+        state = jax.jit(jax.vmap(prog.agent.restart_episodes))(state, restart_keys)
     prior_wall = float(meta.get("wall_seconds", 0.0))
 
     block = prog.agent.block_steps

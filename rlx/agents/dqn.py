@@ -68,6 +68,7 @@ class Agent(NamedTuple):
     evaluate: Callable  # (params, key) -> returns of cfg.eval.episodes greedy episodes
     q_apply: Callable  # (params, obs) -> Q-values
     block_steps: int  # env steps per block (= target period)
+    restart_episodes: Callable  # (state, key) -> state with every env at the start of a new episode
 
 
 def make_optimizer(d) -> optax.GradientTransformation:
@@ -134,8 +135,11 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
     track_solve = spec.optimal_return is not None
     total_steps = cfg.steps
 
-    env_step = jax.vmap(lambda k, s, a: envs.step(spec, k, s, a))
-    env_reset = jax.vmap(lambda k: envs.reset(spec, k))
+    def env_step(keys, state, actions):
+        return envs.step_batch(spec, keys, state, actions)
+
+    def env_reset(keys):
+        return envs.reset_batch(spec, keys)
 
     def init(key, hp):
         k_net, k_env, k_explore, key = jax.random.split(key, 4)
@@ -163,11 +167,20 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
         key, k_act, k_env, k_obs = jax.random.split(ts.key, 4)
         actions, explore, ex_metrics = strategy.act(ts.explore, k_act, q_apply, ts.params, ts.obs, step, hp)
         out = env_step(jax.random.split(k_env, n), ts.env_state, actions)
+        # A host env's reset step (see envs.atari) is stored as terminal with reward 0: its "action" was
+        # ignored, so it only teaches Q(final observation) = 0, which no target ever bootstraps from.
+        learn_reward = jnp.sign(out.reward) if spec.clip_reward else out.reward
         buffer = replay.add(
             ts.buffer,
-            dict(obs=ts.obs, action=actions, reward=out.reward, next_obs=out.next_obs, terminated=out.terminated),
+            dict(
+                obs=ts.obs,
+                action=actions,
+                reward=jnp.where(out.reset_step, 0.0, learn_reward),
+                next_obs=out.next_obs,
+                terminated=out.terminated | out.reset_step,
+            ),
         )
-        done = out.terminated | out.truncated
+        done = out.terminated | out.truncated  # never set on a reset step
         ep_return = ts.ep_return + out.reward
         finished = (jnp.sum(jnp.where(done, ep_return, 0.0)), jnp.sum(done).astype(jnp.float32))
         explore = strategy.observe(explore, k_obs, ts.params, done)
@@ -287,11 +300,19 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
         metrics.update({k: v / m["acts"] for k, v in m.items() if k not in LOOP_SUMS})  # strategy metrics
         return ts, metrics
 
+    evaluate = greedy_evaluator(cfg, spec, q_apply)
+    restart_episodes = episode_restarter(spec, n)
+
+    return Agent(init, chunk, evaluate, q_apply, d.target_every, restart_episodes)
+
+
+def greedy_evaluator(cfg, spec: envs.EnvSpec, q_apply) -> Callable:
+    """evaluate(params, key): greedy returns of cfg.eval.episodes episodes on the clean parameters (ε = 0)."""
+    e = cfg.eval.episodes
+
     def evaluate(params, key):
-        """Greedy returns of cfg.eval.episodes episodes on the clean parameters (ε = 0)."""
-        e = cfg.eval.episodes
         k_reset, key = jax.random.split(key)
-        obs, state = env_reset(jax.random.split(k_reset, e))
+        obs, state = envs.reset_batch(spec, jax.random.split(k_reset, e), "eval")
 
         def cond(c):
             t, _, _, _, alive, _ = c
@@ -300,7 +321,7 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
         def body(c):
             t, obs, state, ret, alive, key = c
             key, k = jax.random.split(key)
-            out = env_step(jax.random.split(k, e), state, greedy(q_apply(params, obs)))
+            out = envs.step_batch(spec, jax.random.split(k, e), state, greedy(q_apply(params, obs)), "eval")
             ret = ret + jnp.where(alive, out.reward, 0.0)
             alive = alive & ~(out.terminated | out.truncated)
             return t + 1, out.obs, out.state, ret, alive, key
@@ -308,4 +329,14 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
         init = (0, obs, state, jnp.zeros((e,), jnp.float32), jnp.ones((e,), bool), key)
         return jax.lax.while_loop(cond, body, init)[3]
 
-    return Agent(init, chunk, evaluate, q_apply, d.target_every)
+    return evaluate
+
+
+def episode_restarter(spec: envs.EnvSpec, n: int) -> Callable:
+    """restart(state, key): every env starts a new episode (host envs lose their emulators with the process)."""
+
+    def restart(ts: TrainState, key):
+        obs, env_state = envs.reset_batch(spec, jax.random.split(key, n))
+        return ts._replace(obs=obs, env_state=env_state, ep_return=jnp.zeros_like(ts.ep_return))
+
+    return restart

@@ -39,6 +39,10 @@ class EnvSpec:
     # Known optimum of an episode whose length is always max_steps (the N-chain); None elsewhere.
     # Agents use it to test after every episode whether the greedy policy is optimal ("solved").
     optimal_return: float | None = None
+    # "gymnax" (pure JAX, state in the carry) or "atari" (emulators in the host process; see envs.atari):
+    # host envs cannot be sharded over devices and restart their episodes when a run resumes.
+    kind: str = "gymnax"
+    clip_reward: bool = False  # agents learn from sign(reward) (Atari); returns are always reported raw
 
 
 class StepOut(NamedTuple):
@@ -50,18 +54,24 @@ class StepOut(NamedTuple):
     terminated: jax.Array
     truncated: jax.Array
     next_obs: jax.Array
+    # True where this step only started a new episode (host envs that reset on the step after a terminal
+    # one): agents neither learn from nor count it. None from the single-env `step`.
+    reset_step: Any = None
 
 
 def names() -> list[str]:
-    """Short aliases and the chain-N pattern, for help texts."""
-    return [*ALIASES, "chain-N"]
+    """Short aliases, Atari Pong and the chain-N pattern, for help texts."""
+    return [*ALIASES, "pong", "chain-N"]
 
 
 def table() -> list[tuple[str, str, tuple, int]]:
     """(alias, source, obs_shape, num_actions) per alias; the chain row uses the symbolic shape ('N',)."""
     specs = {alias: make(alias) for alias in ALIASES}
     rows = [(a, gid, specs[a].obs_shape, specs[a].num_actions) for a, gid in ALIASES.items()]
-    return [*rows, ("chain-N", "rlx N-chain", ("N",), 2)]
+    from rlx.envs import atari
+
+    pong = ("pong", "ALE Pong (ale-py, rlx[atari])", atari.OBS_SHAPE, atari.NUM_ACTIONS)
+    return [*rows, pong, ("chain-N", "rlx N-chain", ("N",), 2)]
 
 
 def make(name: str) -> EnvSpec:
@@ -76,10 +86,19 @@ def make(name: str) -> EnvSpec:
         env = _make_chain(name)
         spec = _spec(env.name, env, env.default_params)
         return dataclasses.replace(spec, optimal_return=optimal_return(env.default_params.n))
-    if key == "pong":
-        raise UserError(
-            "Atari Pong (ALE) is not available yet; Atari support comes in a later issue. "
-            "gymnax's small toy Pong is available as 'Pong-misc'."
+    if key in ("pong", "atari-pong", "pongnoframeskip-v4", "ale/pong-v5"):
+        from rlx.envs import atari
+
+        atari.require_ale()
+        return EnvSpec(
+            name="pong",
+            env=None,
+            params=None,
+            obs_shape=atari.OBS_SHAPE,
+            num_actions=atari.NUM_ACTIONS,
+            max_steps=atari.FRAMES_PER_EPISODE // atari.FRAME_SKIP,
+            kind="atari",
+            clip_reward=True,
         )
     ids = {gid.lower(): gid for gid in gymnax.registered_envs}
     # A gymnax id that has an alias gets the alias as its name: one env, one run name.
@@ -143,3 +162,24 @@ def step(spec: EnvSpec, key, state, action) -> StepOut:
         truncated=jnp.asarray(truncated, bool) & ~terminated,
         next_obs=info["final_observation"].astype(jnp.float32),
     )
+
+
+def reset_batch(spec: EnvSpec, keys, role: str = "train") -> tuple[jax.Array, Any]:
+    """Reset one env per key; returns (obs, state) batched along the first axis."""
+    if spec.kind == "atari":
+        from rlx.envs import atari
+
+        obs, state, _ = atari.reset(keys, role)
+        return obs, state
+    return jax.vmap(lambda k: reset(spec, k))(keys)
+
+
+def step_batch(spec: EnvSpec, keys, state, actions, role: str = "train") -> StepOut:
+    """Step a batch of envs (one key each); StepOut fields are batched and reset_step is always set."""
+    if spec.kind == "atari":
+        from rlx.envs import atari
+
+        obs, state, reward, terminated, truncated, reset_step = atari.step(state, actions, role)
+        return StepOut(obs, state, reward, terminated, truncated, obs, reset_step)
+    out = jax.vmap(lambda k, s, a: step(spec, k, s, a))(keys, state, actions)
+    return out._replace(reset_step=jnp.zeros_like(out.terminated))
