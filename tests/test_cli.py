@@ -35,6 +35,7 @@ TRAIN_OPTIONS = {
     "--resume": "test_resume_after_interrupt_matches_uninterrupted_run",
     "--experiment": "test_experiment_module_sets_the_run",
     "--help": "test_every_train_option_is_exercised",
+    "--agent": "test_agent_option_selects_pqn",
 }
 
 
@@ -61,6 +62,17 @@ def test_every_train_option_is_exercised(capsys):
     assert set(re.findall(r"(--[a-z][a-z-]*)", out)) == set(TRAIN_OPTIONS)
     names = {n for n in globals() if n.startswith("test_")}
     assert set(TRAIN_OPTIONS.values()) <= names
+
+
+def test_agent_option_selects_pqn(tmp_path, capsys):
+    pqn = ["--set", "pqn.num_envs=4", "--set", "pqn.rollout=8", "--set", "eval.every=512", "--steps", "1024"]
+    rc, _, err = rlx(capsys, "train", "cartpole", "--agent", "pqn", *pqn, "--out", tmp_path, "--name", "q")
+    assert rc == 0, err
+    summary = json.loads((tmp_path / "q" / "summary.json").read_text())
+    assert summary["agent"] == "pqn" and summary["steps"] == 1024
+    assert {r["updates"] for r in metrics(tmp_path / "q")} == {2.0 * 4 * 512 / 32}  # epochs x minibatches per block
+    rc, _, err = rlx(capsys, "train", "cartpole", "--agent", "ppo", "--out", tmp_path)
+    assert rc == 2 and "unknown agent 'ppo'" in err
 
 
 def test_envs_and_list(capsys):

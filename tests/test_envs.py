@@ -96,10 +96,10 @@ def test_chain_names_accepted():
     assert envs.make("chain-1000").max_steps == 1009
 
 
-def test_pong_points_to_gymnax_toy():
-    with pytest.raises(UserError, match="Pong-misc") as e:
-        envs.make("Pong")
-    assert "not available yet" in str(e.value)
+def test_pong_is_atari_pong_and_the_gymnax_toy_keeps_its_id():
+    pytest.importorskip("ale_py")
+    spec = envs.make("Pong")
+    assert spec.kind == "atari" and spec.obs_shape == (4, 84, 84) and spec.num_actions == 6
     assert envs.make("Pong-misc").num_actions == 3
 
 
@@ -148,7 +148,8 @@ def test_terminal_last_step_is_not_truncation():
 def test_table_rows_match_make():
     rows = envs.table()
     assert [r[0] for r in rows] == envs.names()
-    for alias, source, obs_shape, num_actions in rows[:-1]:
+    for alias, source, obs_shape, num_actions in rows[:-2]:
         gid, shape, n_act, _ = EXPECTED[alias]
         assert (source, obs_shape, num_actions) == (gid, shape, n_act)
+    assert rows[-2][0] == "pong" and rows[-2][2:] == ((4, 84, 84), 6)
     assert rows[-1] == ("chain-N", "rlx N-chain", ("N",), 2)

@@ -63,16 +63,10 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
     batch = n * t_len
     mb_size = batch // p.minibatches
 
-    def env_step(keys, state, actions):
-        return envs.step_batch(spec, keys, state, actions)
-
-    def env_reset(keys):
-        return envs.reset_batch(spec, keys)
-
     def init(key, hp):
         k_net, k_env, k_explore, key = jax.random.split(key, 4)
         params = net.init(k_net, jnp.zeros((1,) + tuple(spec.obs_shape), jnp.float32))
-        obs, env_state = env_reset(jax.random.split(k_env, n))
+        obs, env_state = envs.reset_batch(spec, jax.random.split(k_env, n))
         return TrainState(
             params=params,
             target=(),  # PQN has no target network
@@ -91,7 +85,7 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
         step = step0 + i * n
         key, k_act, k_env, k_obs = jax.random.split(ts.key, 4)
         actions, explore, ex = strategy.act(ts.explore, k_act, q_apply, ts.params, ts.obs, step, hp)
-        out = env_step(jax.random.split(k_env, n), ts.env_state, actions)
+        out = envs.step_batch(spec, jax.random.split(k_env, n), ts.env_state, actions)
         reward = jnp.sign(out.reward) if spec.clip_reward else out.reward
         done = out.terminated | out.truncated
         ep_return = ts.ep_return + out.reward
