@@ -108,7 +108,9 @@ def train(
 
     console.print(f"[bold]rlx train[/] {cfg.env} noise={cfg.noise} seeds={n_seeds} steps={cfg.steps:,} → {path}")
     try:
-        summary = _with_progress(cfg, n_seeds, run_dir, resume, runner)
+        summary = _with_progress(
+            cfg.steps, lambda on_chunk: runner.train(cfg, n_seeds, run_dir, resume=resume, on_chunk=on_chunk)
+        )
     except runner.Interrupted as e:
         err_console.print(f"rlx: {e}; continue with `rlx train {cfg.env} --resume --name {path.name} --out {out}`")
         raise typer.Exit(130) from None
@@ -121,7 +123,8 @@ def _get(cfg, key):
     return cfg
 
 
-def _with_progress(cfg, n_seeds, run_dir, resume, runner, run=None):
+def _with_progress(total_steps: int, run):
+    """Run run(on_chunk) under a rich progress bar of total_steps env steps per seed."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     columns = (
@@ -137,7 +140,7 @@ def _with_progress(cfg, n_seeds, run_dir, resume, runner, run=None):
     import time
 
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("train", total=cfg.steps, rate="compiling…", ret="")
+        task = progress.add_task("train", total=total_steps, rate="compiling…", ret="")
         start = {"t": None, "steps": 0}
 
         def on_chunk(steps, rows):
@@ -155,9 +158,7 @@ def _with_progress(cfg, n_seeds, run_dir, resume, runner, run=None):
             ret = f"eval {ev.mean():.1f} [{ev.min():.1f}, {ev.max():.1f}]{ex_txt}"
             progress.update(task, completed=steps, rate=rate, ret=ret)
 
-        if run is not None:
-            return run(on_chunk)
-        return runner.train(cfg, n_seeds, run_dir, resume=resume, on_chunk=on_chunk)
+        return run(on_chunk)
 
 
 def _print_summary(summary: dict, path: Path):
@@ -274,8 +275,8 @@ def sweep_cmd(
                 members = spec["groups"][g]
                 cells = [spec["cells"][i]["labels"] for i in members]
                 console.print(f"g{g}: " + "; ".join(" ".join(f"{k}={v}" for k, v in c.items()) for c in cells))
-                _with_progress(C.from_dict(spec["cells"][members[0]]["config"]), None, None, None, runner,
-                               run=lambda on_chunk, g=g: sweep.run_group(path, g, devices, on_chunk))
+                steps = spec["cells"][members[0]]["config"]["steps"]
+                _with_progress(steps, lambda on_chunk, g=g: sweep.run_group(path, g, devices, on_chunk))
         else:
             sweep.launch(path, pending, launcher, devices)
     except runner.Interrupted:

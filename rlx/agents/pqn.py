@@ -16,16 +16,12 @@ from rlx import envs, exploration
 from rlx.agents.dqn import (
     LOOP_SUMS,
     Agent,
-    HParams,
     TrainState,
     episode_restarter,
     greedy_evaluator,
-    hparams,
     make_optimizer,
 )
 from rlx.nets import make_q_network
-
-__all__ = ["make_train", "hparams", "HParams"]
 
 
 def lambda_returns(reward, terminated, truncated, next_value, gamma, lam):
