@@ -138,7 +138,8 @@ class _StopOnCtrlC:
         return False
 
 
-def _checkpointer(path: Path):
+def checkpointer(path: Path):
+    """An orbax manager for path (created on first save), keeping the last two checkpoints."""
     import orbax.checkpoint as ocp
 
     opts = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
@@ -151,7 +152,7 @@ def _save(mngr, steps: int, state, meta: dict):
     mngr.save(steps, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
 
 
-def _restore(mngr, abstract_state, run_dir: Path):
+def restore_latest(mngr, abstract_state, run_dir: Path):
     """Latest checkpoint as (steps, state, meta); a clear UserError when it is unreadable or mismatched."""
     import orbax.checkpoint as ocp
 
@@ -192,6 +193,27 @@ def _rows(metrics: dict, eval_returns, steps: int, chunk: int, seeds: int, cells
     return rows
 
 
+def run_chunks(mngr, run_path: Path, state, steps_done: int, total: int, chunk: Callable):
+    """The one training loop (RL agents and the sentiment LM): state, steps_done, meta = chunk(state, steps_done)
+    until total, checkpointing state and meta after each chunk. Ctrl-C stops once the chunk in flight is saved
+    and raises Interrupted; the manager is closed either way. Returns (state, steps_done)."""
+    stop = _StopOnCtrlC()
+    try:
+        with stop:
+            while steps_done < total:
+                state, steps_done, meta = chunk(state, steps_done)
+                _save(mngr, steps_done, state, meta)
+                if stop.requested and steps_done < total:
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        mngr.wait_until_finished()
+        mngr.close()
+        raise Interrupted(steps_done, run_path) from None
+    mngr.wait_until_finished()
+    mngr.close()
+    return state, steps_done
+
+
 def train(cfg: C.Config, seeds: int, run_dir: RunDir, *, resume: bool = False, on_chunk: Callable | None = None,
           devices: int | None = None) -> dict:
     """Train `seeds` seeds of cfg to cfg.steps env steps each; returns the summary (also written to disk)."""
@@ -230,10 +252,10 @@ def train_cells(cfgs: list[C.Config], seeds: int, run_dir: RunDir, *, resume: bo
     evaluate = prog.evaluate.lower(abstract.params, keys).compile()
     prog.compile_seconds += time.perf_counter() - t
 
-    mngr = _checkpointer(run_dir.checkpoint_dir)
+    mngr = checkpointer(run_dir.checkpoint_dir)
     steps_done, state, meta = (0, None, {})
     if resume:
-        steps_done, state, meta = _restore(mngr, abstract, run_dir.path)
+        steps_done, state, meta = restore_latest(mngr, abstract, run_dir.path)
         run_dir.truncate_metrics(steps_done)
     if state is None:
         state = jax.device_put(init_c(keys, hp), sharding)
@@ -246,32 +268,22 @@ def train_cells(cfgs: list[C.Config], seeds: int, run_dir: RunDir, *, resume: bo
 
     block = prog.agent.block_steps
     chunk_blocks = cfg.eval.every // block
-    chunk_idx = steps_done // cfg.eval.every
-    eval_returns = None
-    stop = _StopOnCtrlC()
-    try:
-        with stop:
-            while steps_done < cfg.steps:
-                nb = min(chunk_blocks, (cfg.steps - steps_done) // block)
-                run_chunk = prog.chunk_for(state, hp, steps_done, nb)
-                state, metrics = run_chunk(state, hp, jnp.int32(steps_done))
-                steps_done += nb * block
-                chunk_idx += 1
-                eval_returns = np.asarray(evaluate(state.params, eval_keys(keys, steps_done)))
-                rows = _rows(jax.device_get(metrics), eval_returns, steps_done, chunk_idx, seeds, len(cfgs))
-                run_dir.append_metrics(rows)
-                wall = prior_wall + time.perf_counter() - wall0
-                _save(mngr, steps_done, state, {"steps": steps_done, "wall_seconds": wall})
-                if on_chunk is not None:
-                    on_chunk(steps_done, rows)
-                if stop.requested and steps_done < cfg.steps:
-                    raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        mngr.wait_until_finished()
-        mngr.close()
-        raise Interrupted(steps_done, run_dir.path) from None
-    mngr.wait_until_finished()
-    mngr.close()
+    last = {"chunk": steps_done // cfg.eval.every, "eval": None}
+
+    def chunk(state, steps_done):
+        nb = min(chunk_blocks, (cfg.steps - steps_done) // block)
+        state, metrics = prog.chunk_for(state, hp, steps_done, nb)(state, hp, jnp.int32(steps_done))
+        steps_done += nb * block
+        last["chunk"] += 1
+        last["eval"] = np.asarray(evaluate(state.params, eval_keys(keys, steps_done)))
+        rows = _rows(jax.device_get(metrics), last["eval"], steps_done, last["chunk"], seeds, len(cfgs))
+        run_dir.append_metrics(rows)
+        if on_chunk is not None:
+            on_chunk(steps_done, rows)
+        return state, steps_done, {"steps": steps_done, "wall_seconds": prior_wall + time.perf_counter() - wall0}
+
+    state, steps_done = run_chunks(mngr, run_dir.path, state, steps_done, cfg.steps, chunk)
+    eval_returns = last["eval"]
     if eval_returns is None:  # resumed a finished run: evaluate the restored parameters once more
         eval_returns = np.asarray(evaluate(state.params, eval_keys(keys, steps_done)))
     wall = prior_wall + time.perf_counter() - wall0
