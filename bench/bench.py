@@ -101,21 +101,61 @@ def bench_seed_scaling(steps: int, counts=(1, 8, 64)) -> None:
     print(f"  {counts[-1]} seeds / {counts[0]} seed wall time: {results[-1]['wall'] / results[0]['wall']:.2f}x (goal <= 3x)\n")
 
 
+PAPER_BYTES_PER_SECOND = 12_500  # Radford et al. 2017: 4096-unit mLSTM on 4 Pascal GPUs
+
+
+def bench_lm(hidden: int, batch: int, window: int, updates: int = 20, chunks: int = 3) -> float:
+    """Language-model training throughput (bytes/s per seed): the compiled chunk plus the host byte streams,
+    timed after one warm-up chunk, on the default corpus."""
+    import jax
+    import jax.numpy as jnp
+
+    from rlx.sentiment import data, lm, study
+
+    with tempfile.TemporaryDirectory() as d:
+        corpus = study.lm_corpus(data.default_splits(), None, Path(d))
+        cfg = lm.LMConfig(hidden=hidden, batch=batch, window=window, steps=updates * (chunks + 1))
+        init, chunk = lm.make_train(cfg)
+        run = jax.jit(chunk, donate_argnums=0)
+        streams = lm.ByteStreams(corpus, batch, window)
+        state = jax.jit(init)(jax.random.PRNGKey(0))
+        state, loss = run(state, jnp.asarray(streams.take(updates)))
+        jax.block_until_ready(loss)
+        t = time.perf_counter()
+        for _ in range(chunks):
+            state, loss = run(state, jnp.asarray(streams.take(updates)))
+        jax.block_until_ready(loss)
+        dt = time.perf_counter() - t
+        streams.close()
+    rate = chunks * updates * batch * window / dt
+    dtype = jnp.dtype(cfg.compute_dtype()).name
+    print(f"  LM hidden {hidden:5d}, batch {batch} x window {window}, {dtype} matmuls: {rate:10,.0f} bytes/s "
+          f"({dt / (chunks * updates) * 1000:.0f} ms/update), {rate / PAPER_BYTES_PER_SECOND:.2f}x the paper's "
+          f"{PAPER_BYTES_PER_SECOND:,} bytes/s")
+    return rate
+
+
 def main() -> None:
     """Print the benchmark tables and the ratios."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=500_000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--sweep-steps", type=int, default=100_000, help="steps per run in the sweep benchmark")
-    ap.add_argument("--part", nargs="+", choices=["dqn", "sweep", "seeds"], default=None,
-                    help="what to run (default: dqn and sweep; seeds too on a GPU)")  # fmt: skip
+    ap.add_argument("--part", nargs="+", choices=["dqn", "sweep", "seeds", "lm"], default=None,
+                    help="what to run (default: lm, dqn and sweep; seeds too on a GPU)")  # fmt: skip
     args = ap.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
     import jax
 
     platform_name = jax.devices()[0].platform
-    parts = args.part or ["dqn", "sweep"] + (["seeds"] if platform_name == "gpu" else [])
+    parts = args.part or ["lm", "dqn", "sweep"] + (["seeds"] if platform_name == "gpu" else [])
     print(f"jax {jax.__version__} on {platform_name}\n")
+    if "lm" in parts:
+        print("sentiment LM training throughput (bytes per second per seed)")
+        bench_lm(256, 32, 128)
+        if platform_name == "gpu":
+            bench_lm(4096, 128, 256)  # the paper's model and batch
+        print()
     if "sweep" in parts:
         bench_sweep(args.sweep_steps)
     if "seeds" in parts:

@@ -5,6 +5,7 @@ Every rlx.errors.UserError (and every usage error) becomes one line on stderr an
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import sys
 from pathlib import Path
@@ -123,14 +124,25 @@ def _get(cfg, key):
     return cfg
 
 
-def _with_progress(total_steps: int, run):
-    """Run run(on_chunk) under a rich progress bar of total_steps env steps per seed."""
+def _returns(rows) -> str:
+    """Progress text of an RL chunk: greedy-eval mean [min, max] over seeds, and the exploring return."""
+    import numpy as np
+
+    ev = np.array([r["eval_return"] for r in rows])
+    ex = np.array([r["return_mean"] for r in rows], dtype=float)
+    ex_txt = f" | explore {np.nanmean(ex):.1f}" if np.isfinite(ex).any() else ""
+    return f"eval {ev.mean():.1f} [{ev.min():.1f}, {ev.max():.1f}]{ex_txt}"
+
+
+def _with_progress(total_steps: int, run, *, unit: str = "steps", progress=_returns):
+    """Run run(on_chunk) under a rich progress bar of total_steps (env steps per seed, or LM updates);
+    progress(rows) is the text shown after each chunk."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps"),
+        TextColumn(f"{{task.completed:,.0f}}/{{task.total:,.0f}} {unit}"),
         TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
         TextColumn("ETA"),
@@ -139,24 +151,19 @@ def _with_progress(total_steps: int, run):
     )
     import time
 
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("train", total=total_steps, rate="compiling…", ret="")
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("train", total=total_steps, rate="compiling…", ret="")
         start = {"t": None, "steps": 0}
 
         def on_chunk(steps, rows):
-            import numpy as np
-
             now = time.perf_counter()
             if start["t"] is None:  # first chunk includes compile time; rate is measured after it
                 start.update(t=now, steps=steps)
                 rate = ""
             else:
-                rate = f"{(steps - start['steps']) / max(now - start['t'], 1e-9):,.0f} steps/s"
-            ev = np.array([r["eval_return"] for r in rows])
-            ex = np.array([r["return_mean"] for r in rows], dtype=float)
-            ex_txt = f" | explore {np.nanmean(ex):.1f}" if np.isfinite(ex).any() else ""
-            ret = f"eval {ev.mean():.1f} [{ev.min():.1f}, {ev.max():.1f}]{ex_txt}"
-            progress.update(task, completed=steps, rate=rate, ret=ret)
+                r = (steps - start["steps"]) / max(now - start["t"], 1e-9)
+                rate = f"{r:,.0f} {unit}/s" if r >= 100 else f"{r:.1f} {unit}/s"
+            bar.update(task, completed=steps, rate=rate, ret=progress(rows))
 
         return run(on_chunk)
 
@@ -197,13 +204,16 @@ def envs_cmd():
 @app.command("list")
 def list_cmd():
     """List the experiment modules in experiments/ (`rlx show NAME` for one's grid)."""
-    from rlx.experiment import available, load
+    from rlx.experiment import Experiment, SentimentExperiment, available, load
 
     table = Table(title="experiments")
     for col in ("name", "env", "noise", "seeds", "grid", "description"):
         table.add_column(col)
     for n in available():
-        e = load(n)
+        e = load(n, (Experiment, SentimentExperiment))
+        if isinstance(e, SentimentExperiment):
+            table.add_row(n, "text (probe-sentiment)", "—", str(e.seeds), "—", e.description)
+            continue
         grid = " × ".join(f"{k}[{len(v)}]" for k, v in e.grid.items()) or "—"
         table.add_row(n, e.env, e.noise, str(e.seeds), grid, e.description)
     console.print(table)
@@ -310,6 +320,149 @@ def _print_sweep(summary: dict, spec: dict, path: Path):
     if summary["unfinished"]:
         console.print(f"{len(summary['unfinished'])} cell(s) not finished yet; run the sweep again to continue them.")
     console.print(f"sweep directory: {path}")
+
+
+data_app = typer.Typer(help="Datasets rlx uses (fetched from the package index, cached).", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("fetch")
+def data_fetch(force: bool = typer.Option(False, "--force", help="Download again even if the cached copy verifies.")):
+    """Download the labelled movie-review snippets (vaderSentiment 3.3.2's sdist) into the cache and verify them."""
+    from rlx.sentiment import data
+
+    where = data.fetch(force=force)
+    splits = data.default_splits()
+    console.print(f"sentiment data in {where}: {len(splits.train):,} train / {len(splits.dev):,} dev / "
+                  f"{len(splits.test):,} test reviews")
+
+
+def _lm_config(experiment: str | None, hidden: int | None, steps: int | None, sets: list[str] | None):
+    """LM defaults, then the experiment module, then --set, then --hidden/--steps; (LMConfig, experiment)."""
+    from rlx.experiment import SentimentExperiment, load
+    from rlx.sentiment import lm
+
+    exp = load(experiment, SentimentExperiment) if experiment else SentimentExperiment(name="probe-sentiment")
+    settings = dict(exp.lm)
+    settings.update(lm.parse_set(sets or []))
+    settings.update({k: v for k, v in (("hidden", hidden), ("steps", steps)) if v is not None})
+    return lm.config_from(settings), exp
+
+
+@app.command("probe-sentiment")
+def probe_sentiment(
+    hidden: int | None = typer.Option(None, "--hidden", help="mLSTM units (default 128 on the CPU default; 64 … 4096)."),
+    steps: int | None = typer.Option(None, "--steps", help="LM optimizer updates (each reads batch × window bytes)."),
+    seeds: int | None = typer.Option(None, "--seeds", help="Language models trained together in one vmapped program."),
+    corpus: Path | None = typer.Option(None, "--corpus", help="Unlabelled training text, one document per line (streamed)."),
+    labelled: Path | None = typer.Option(None, "--data", help="Labelled reviews: CSV/TSV with text and label columns, "
+                                         "or a folder with pos/ and neg/ (default: the movie-review snippets)."),
+    model: Path | None = typer.Option(None, "--model", help="Probe the LM of an earlier run directory instead of training."),
+    sets: list[str] | None = typer.Option(None, "--set", help="LM setting, e.g. --set lr=1e-3 --set window=128 (repeatable)."),
+    reps: int | None = typer.Option(None, "--reps", help="Subsamples per size in the data-efficiency curve (default 10)."),
+    experiment: str | None = typer.Option(None, "--experiment", help="A sentiment experiment module, e.g. sentiment_neuron."),
+    out: Path = typer.Option(Path("runs"), "--out", help="Directory that holds run directories."),
+    name: str | None = typer.Option(None, "--name", help="Run directory name (default: sentiment-timestamp)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the LM training of --out/--name from its checkpoint."),
+):
+    """Train a byte-level mLSTM LM, find its sentiment unit with an L1 probe, and compare with the controls."""
+    from rlx import runner
+    from rlx.results import RunDir
+    from rlx.sentiment import lm, study
+
+    runner.enable_compile_cache()
+    cfg, exp = _lm_config(experiment, hidden, steps, sets)
+    n_seeds = seeds if seeds is not None else exp.seeds
+    n_reps = reps if reps is not None else exp.reps
+    if n_seeds <= 0 or n_reps <= 0:
+        raise UserError(f"--seeds and --reps must be positive, got {n_seeds} and {n_reps}.")
+    if model is not None and (resume or corpus is not None):
+        raise UserError("--model probes a trained LM: drop --resume and --corpus (they are for training one).")
+    for flag, p in (("--corpus", corpus), ("--data", labelled), ("--model", model)):
+        if p is not None and not p.exists():
+            raise UserError(f"{flag} {p} does not exist.")
+    path = _run_dir(out, name, "sentiment", resume)
+    run_dir = RunDir(path, resume=resume)
+    record = {"lm": dataclasses.asdict(cfg), "seeds": n_seeds, "corpus": corpus, "data": labelled, "model": model}
+    if resume:
+        saved = run_dir.read_config()
+        given = {k: v for k, v in record.items() if k != "lm"}
+        if "lm" not in saved or lm.config_from(saved["lm"]) != cfg and (sets or hidden or steps or experiment):
+            raise UserError(f"--resume: the settings differ from the run in {path}; drop them or start a new --name.")
+        cfg, n_seeds = lm.config_from(saved["lm"]), int(saved["seeds"])
+        corpus = Path(saved["corpus"]) if saved.get("corpus") else None
+        labelled = Path(saved["data"]) if saved.get("data") else given["data"]
+    else:
+        run_dir.write_config(record)
+    what = f"probing {model}" if model else f"hidden={cfg.hidden} steps={cfg.steps:,} seeds={n_seeds}"
+    console.print(f"[bold]rlx probe-sentiment[/] {what} → {path}")
+    def go(on_chunk=None):
+        return study.run(cfg, run_dir, seeds=n_seeds, corpus=corpus, labelled=labelled, model=model, resume=resume,
+                         reps=n_reps, on_chunk=on_chunk, say=lambda m: console.print(m, markup=False, highlight=False))
+
+    try:
+        summary = go() if model else _with_progress(cfg.steps, go, unit="updates", progress=_bits_per_byte)
+    except runner.Interrupted as e:
+        err_console.print(f"rlx: {e}; continue with `rlx probe-sentiment --resume --name {path.name} --out {out}`")
+        raise typer.Exit(130) from None
+    _print_sentiment(summary, path)
+
+
+def _bits_per_byte(rows) -> str:
+    import numpy as np
+
+    return f"train {np.mean([r['bits_per_byte'] for r in rows]):.3f} bits/byte"
+
+
+def _print_sentiment(s: dict, path: Path):
+    pct = lambda x: f"{100 * x:.1f}%"  # noqa: E731
+    table = Table(title=f"sentiment probe: {s['n_train']:,} train / {s['n_test']:,} test reviews, "
+                        f"LM hidden {s['lm']['hidden']}, {s['lm']['steps']:,} updates, "
+                        f"{s['lm']['bits_per_byte']:.3f} bits/byte on dev")
+    for col in ("features", "test accuracy", "non-zero weights", "unit", "unit alone"):
+        table.add_column(col)
+    fp, u, c = s["full_probe"], s["unit"], s["controls"]
+    table.add_row("trained LM cell state", pct(fp["accuracy"]), str(fp["nonzero"]),
+                  f"{u['index']} ({'+' if u['sign'] > 0 else '−'})", pct(u["accuracy"]))
+    table.add_row("random-init LM (control)", pct(c["random_init_full"]), "", "", pct(c["random_init_unit"]))
+    table.add_row("bag of bytes (control)", pct(c["bag_of_bytes"]), "", "", "")
+    console.print(table)
+    if "mean_over_seeds" in s:
+        m = s["mean_over_seeds"]
+        console.print(f"mean over {s['lm']['seeds']} seeds: full probe {pct(m['full_probe_accuracy'])}, "
+                      f"unit alone {pct(m['unit_accuracy'])}")
+    console.print(f"run directory: {path} (summary.json, {', '.join(s['figures'])})")
+
+
+@app.command("generate")
+def generate_cmd(
+    model: Path = typer.Argument(..., help="Run directory of an earlier `rlx probe-sentiment`."),
+    n: int = typer.Option(200, "--bytes", help="How many bytes to sample."),
+    prompt: str = typer.Option("", "--prompt", help="Text the sample continues (preprocessed like a review)."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Softmax temperature (> 0)."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    sentiment: str | None = typer.Option(None, "--sentiment", help="Clamp the run's sentiment unit: positive or negative."),
+    unit: int | None = typer.Option(None, "--unit", help="Clamp this cell unit (with --value)."),
+    value: float | None = typer.Option(None, "--value", help="The value the clamped unit is held at."),
+):
+    """Sample text from a trained LM, optionally with its sentiment unit held positive or negative."""
+    import json
+
+    from rlx.sentiment import study
+
+    if sentiment is not None:
+        if sentiment not in ("positive", "negative"):
+            raise UserError(f"--sentiment must be positive or negative, got {sentiment!r}.")
+        if unit is not None or value is not None:
+            raise UserError("give --sentiment, or --unit with --value, not both.")
+        try:
+            summ = json.loads((model / "summary.json").read_text())
+            unit, value = summ["unit"]["index"], summ["unit"]["clamp"][sentiment]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UserError(f"--sentiment needs {model}/summary.json from a finished `rlx probe-sentiment`; "
+                            "or give --unit and --value.") from None
+    text = study.sample(model, n=n, prompt=prompt, temperature=temperature, seed=seed, unit=unit, value=value)
+    console.print(prompt + text, markup=False, highlight=False)
 
 
 def main(argv=None) -> int:

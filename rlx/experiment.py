@@ -44,13 +44,26 @@ class Experiment:
         return C.apply_overrides(C.Config(), {**top, **self.set})
 
 
+@dataclass(frozen=True)
+class SentimentExperiment:
+    """A sentiment-neuron study for `rlx probe-sentiment --experiment NAME`: language-model settings
+    (rlx.sentiment.lm.LMConfig fields), seeds, and the data-efficiency repetitions."""
+
+    name: str
+    description: str = ""
+    seeds: int = 1
+    lm: dict = field(default_factory=dict)
+    reps: int = 10
+    path: str = ""
+
+
 def available() -> list[str]:
     """Names of the experiment modules shipped in experiments/."""
     return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.py") if not p.stem.startswith("_"))
 
 
-def load(name_or_path: str) -> Experiment:
-    """Load EXPERIMENT from experiments/NAME.py or from a path to a user's module."""
+def load(name_or_path: str, kind: type | tuple = Experiment):
+    """Load EXPERIMENT from experiments/NAME.py or from a path to a user's module; it must be of `kind`."""
     path = Path(name_or_path)
     if not path.suffix == ".py":
         path = EXPERIMENTS_DIR / f"{name_or_path}.py"
@@ -67,6 +80,10 @@ def load(name_or_path: str) -> Experiment:
     except Exception as e:
         raise UserError(f"experiment file {path} failed to load: {type(e).__name__}: {e}") from None
     exp = getattr(module, "EXPERIMENT", None)
-    if not isinstance(exp, Experiment):
+    if isinstance(exp, SentimentExperiment) and not isinstance(exp, kind):
+        raise UserError(f"{path.stem} is a sentiment-neuron study; run it with `rlx probe-sentiment --experiment {path.stem}`.")
+    if isinstance(exp, Experiment) and not isinstance(exp, kind):
+        raise UserError(f"{path.stem} is an RL experiment; run it with `rlx train --experiment` or `rlx sweep`.")
+    if not isinstance(exp, kind):
         raise UserError(f"{path} must define EXPERIMENT = Experiment(...) (from rlx.experiment import Experiment).")
     return dataclasses.replace(exp, path=str(path.resolve()))

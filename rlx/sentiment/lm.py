@@ -33,10 +33,10 @@ class LMConfig:
 
     hidden: int = 128
     embed: int = 64
-    batch: int = 64  # parallel byte streams
-    window: int = 64  # truncated-BPTT length in bytes
-    steps: int = 4000  # optimizer updates
-    lr: float = 2e-3  # decayed linearly to 0 over `steps`
+    batch: int = 32  # parallel byte streams
+    window: int = 128  # truncated-BPTT length in bytes
+    steps: int = 3000  # optimizer updates
+    lr: float = 3e-3  # decayed linearly to 0 over `steps`
     clip: float = 1.0  # global gradient-norm clip
     chunk: int = 250  # updates per compiled chunk (progress, metrics and checkpoint after each)
     seed: int = 0
