@@ -193,16 +193,20 @@ def _rows(metrics: dict, eval_returns, steps: int, chunk: int, seeds: int, cells
     return rows
 
 
-def run_chunks(mngr, run_path: Path, state, steps_done: int, total: int, chunk: Callable):
-    """The one training loop (RL agents and the sentiment LM): state, steps_done, meta = chunk(state, steps_done)
-    until total, checkpointing state and meta after each chunk. Ctrl-C stops once the chunk in flight is saved
-    and raises Interrupted; the manager is closed either way. Returns (state, steps_done)."""
+def run_chunks(mngr, run_path: Path, state, steps_done: int, total: int, chunk: Callable,
+               on_chunk: Callable | None = None):
+    """The one training loop (RL agents and the sentiment LM): state, steps_done, meta, rows = chunk(state,
+    steps_done) until total; after each chunk the state and meta are checkpointed, then on_chunk(steps_done,
+    rows) reports it. Ctrl-C stops once the chunk in flight is saved and raises Interrupted; the manager is
+    closed either way. Returns (state, steps_done)."""
     stop = _StopOnCtrlC()
     try:
         with stop:
             while steps_done < total:
-                state, steps_done, meta = chunk(state, steps_done)
+                state, steps_done, meta, rows = chunk(state, steps_done)
                 _save(mngr, steps_done, state, meta)
+                if on_chunk is not None:
+                    on_chunk(steps_done, rows)
                 if stop.requested and steps_done < total:
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
@@ -278,11 +282,9 @@ def train_cells(cfgs: list[C.Config], seeds: int, run_dir: RunDir, *, resume: bo
         last["eval"] = np.asarray(evaluate(state.params, eval_keys(keys, steps_done)))
         rows = _rows(jax.device_get(metrics), last["eval"], steps_done, last["chunk"], seeds, len(cfgs))
         run_dir.append_metrics(rows)
-        if on_chunk is not None:
-            on_chunk(steps_done, rows)
-        return state, steps_done, {"steps": steps_done, "wall_seconds": prior_wall + time.perf_counter() - wall0}
+        return state, steps_done, {"steps": steps_done, "wall_seconds": prior_wall + time.perf_counter() - wall0}, rows
 
-    state, steps_done = run_chunks(mngr, run_dir.path, state, steps_done, cfg.steps, chunk)
+    state, steps_done = run_chunks(mngr, run_dir.path, state, steps_done, cfg.steps, chunk, on_chunk)
     eval_returns = last["eval"]
     if eval_returns is None:  # resumed a finished run: evaluate the restored parameters once more
         eval_returns = np.asarray(evaluate(state.params, eval_keys(keys, steps_done)))

@@ -115,7 +115,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
     corpus = tmp_path / "corpus.txt"
 
     def ctrl_c(steps, rows):
-        if steps == 6:  # a Ctrl-C that lands before chunk 2 is saved: the run restarts from update 3
+        if steps == 6:  # a Ctrl-C after chunk 2 is saved: the run continues from update 6
             raise KeyboardInterrupt
 
     part = RunDir(tmp_path / "part")

@@ -238,12 +238,6 @@ def make_train(cfg: LMConfig):
     return init, chunk
 
 
-def seed_keys(seed: int, seeds: int):
-    """One key per seed, fold_in(PRNGKey(seed), i): seed i is the same run whatever the number of seeds."""
-    base = jax.random.PRNGKey(seed)
-    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(seeds))
-
-
 def train(cfg: LMConfig, corpus: Path, run_dir, seeds: int = 1, *, resume: bool = False,
           on_chunk: Callable | None = None) -> dict:
     """Train `seeds` language models on the corpus file for cfg.steps updates; returns the per-seed parameters
@@ -256,7 +250,7 @@ def train(cfg: LMConfig, corpus: Path, run_dir, seeds: int = 1, *, resume: bool 
     wall0 = time.perf_counter()
     init, chunk = make_train(cfg)
     sharding = runner.seed_sharding(seeds)
-    keys = jax.device_put(seed_keys(cfg.seed, seeds), sharding)
+    keys = jax.device_put(runner.seed_keys(cfg, seeds), sharding)
     init_v = jax.jit(jax.vmap(init))
     chunk_v = jax.jit(jax.vmap(chunk, in_axes=(0, None)), donate_argnums=0)
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
@@ -283,14 +277,12 @@ def train(cfg: LMConfig, corpus: Path, run_dir, seeds: int = 1, *, resume: bool 
         last["bpb"] = bpb
         rows = [{"seed": i, "steps": steps_done, "bits_per_byte": float(b)} for i, b in enumerate(bpb)]
         run_dir.append_metrics(rows)
-        if on_chunk is not None:
-            on_chunk(steps_done, rows)
         meta = {"steps": steps_done, "streams": streams.position(),
                 "wall_seconds": prior_wall + time.perf_counter() - wall0}
-        return state, steps_done, meta
+        return state, steps_done, meta, rows
 
     try:
-        state, steps_done = runner.run_chunks(mngr, run_dir.path, state, steps_done, cfg.steps, one_chunk)
+        state, steps_done = runner.run_chunks(mngr, run_dir.path, state, steps_done, cfg.steps, one_chunk, on_chunk)
     finally:
         streams.close()
     if last["bpb"] is None:  # a finished run resumed: take its last training loss from the metrics

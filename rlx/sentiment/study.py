@@ -37,7 +37,7 @@ def load_model(run: Path) -> tuple[lm.LMConfig, int, object]:
     cfg, seeds = lm.config_from(saved["lm"]), int(saved.get("seeds", 1))
     init, _ = lm.make_train(cfg)
     sharding = runner.seed_sharding(seeds)
-    keys = lm.seed_keys(cfg.seed, seeds)
+    keys = runner.seed_keys(cfg, seeds)
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
                             jax.eval_shape(jax.vmap(init), keys))
     mngr = runner.checkpointer(run / "checkpoints")
