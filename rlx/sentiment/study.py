@@ -30,10 +30,10 @@ def load_model(run: Path) -> tuple[lm.LMConfig, int, object]:
     if run.name == "checkpoints" or run.parent.name == "checkpoints":  # accept the checkpoint folder too
         run = run.parent if run.name == "checkpoints" else run.parent.parent
     if not (run / "config.json").is_file():
-        raise UserError(f"--model {run}: no config.json; give the run directory of an earlier `rlx probe-sentiment`.")
+        raise UserError(f"{run}: no config.json; give the run directory of an earlier `rlx probe-sentiment`.")
     saved = RunDir(run, resume=True).read_config()
     if "lm" not in saved:
-        raise UserError(f"--model {run}: not a language-model run (config.json has no 'lm'); give a probe-sentiment run.")
+        raise UserError(f"{run}: not a language-model run (config.json has no 'lm'); give a probe-sentiment run.")
     cfg, seeds = lm.config_from(saved["lm"]), int(saved.get("seeds", 1))
     init, _ = lm.make_train(cfg)
     sharding = runner.seed_sharding(seeds)
@@ -44,7 +44,7 @@ def load_model(run: Path) -> tuple[lm.LMConfig, int, object]:
     steps, state, _ = runner.restore_latest(mngr, abstract, run)
     mngr.close()
     if state is None:
-        raise UserError(f"--model {run}: no checkpoint in {run / 'checkpoints'}; train it first (or --resume it).")
+        raise UserError(f"{run}: no checkpoint in {run / 'checkpoints'}; train it first (or --resume it).")
     return dataclasses.replace(cfg, steps=steps), seeds, state.params
 
 
