@@ -215,6 +215,7 @@ def probe(train, dev, test, Cs=DEFAULT_CS, **fit_kwargs) -> dict:
 
 
 def _default_sizes(n: int) -> list[int]:
+    # 10, 20, 50, 100, … below n, then all n labels.
     sizes = [m * 10**e for e in range(1, 12) for m in (1, 2, 5) if m * 10**e < n]
     return sizes + [n]
 

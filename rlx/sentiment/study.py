@@ -67,19 +67,13 @@ def _xy(reader, params, part: data.LabelledSet, pre):
     return reader.features(params, pre(part)), np.asarray(part.labels)
 
 
-def _probe_features(feats: dict, reps: int, sizes, seed: int) -> tuple[dict, dict]:
+def _probe_features(feats: dict, reps: int, seed: int) -> tuple[dict, dict]:
     """probe() and the data-efficiency curve of one feature set {"train": (X, y), "dev": ..., "test": ...}."""
     res = probe.probe(feats["train"], feats["dev"], feats["test"])
     unit = res["unit"]
-    curve = probe.data_efficiency(feats["train"], feats["test"], sizes=sizes, reps=reps, seed=seed, C=res["C"],
+    curve = probe.data_efficiency(feats["train"], feats["test"], reps=reps, seed=seed, C=res["C"],
                                   unit=(unit["index"], unit["sign"]))
     return res, curve
-
-
-def efficiency_sizes(n_train: int) -> list[int]:
-    """10, 20, 50, 100, … up to all the training labels."""
-    sizes = [k * 10**e for e in range(1, 8) for k in (1, 2, 5) if k * 10**e < n_train]
-    return sizes + [n_train]
 
 
 def run(cfg: lm.LMConfig, run_dir, *, seeds: int = 1, corpus: Path | None = None, labelled: Path | None = None,
@@ -108,7 +102,6 @@ def run(cfg: lm.LMConfig, run_dir, *, seeds: int = 1, corpus: Path | None = None
             cache[id(part)] = [data.preprocess(t) for t in part.texts]
         return cache[id(part)]
 
-    sizes = efficiency_sizes(len(splits.train))
     parts = {"train": splits.train, "dev": splits.dev, "test": splits.test}
     per_seed, curves = [], {}
     first = None
@@ -116,7 +109,7 @@ def run(cfg: lm.LMConfig, run_dir, *, seeds: int = 1, corpus: Path | None = None
         p = jax.tree.map(lambda x, s=s: x[s], params)
         say(f"seed {s}: reading {sum(map(len, parts.values())):,} labelled texts")
         feats = {k: _xy(reader, p, v, pre) for k, v in parts.items()}
-        res, curve = _probe_features(feats, reps, sizes, seed=s)
+        res, curve = _probe_features(feats, reps, seed=s)
         dev_bpb = reader.bits_per_byte(p, pre(splits.dev))
         per_seed.append({"seed": s, "full_probe": {"accuracy": res["accuracy"], "nonzero": res["nonzero"],
                                                    "C": res["C"]},
@@ -130,9 +123,9 @@ def run(cfg: lm.LMConfig, run_dir, *, seeds: int = 1, corpus: Path | None = None
                                  cfg.hidden, cfg.embed)
     say("random-init control: reading the labelled texts")
     rfeats = {k: _xy(reader, rand_params, v, pre) for k, v in parts.items()}
-    rres, rcurve = _probe_features(rfeats, reps, sizes, seed=0)
+    rres, rcurve = _probe_features(rfeats, reps, seed=0)
     bfeats = {k: (probe.bag_of_bytes(pre(v)), np.asarray(v.labels)) for k, v in parts.items()}
-    bres, bcurve = _probe_features(bfeats, reps, sizes, seed=0)
+    bres, bcurve = _probe_features(bfeats, reps, seed=0)
 
     unit = res["unit"]
     # Clamp values for `rlx generate --sentiment`: the unit's extremes (1st/99th percentile) over test reviews.
