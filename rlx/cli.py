@@ -386,12 +386,15 @@ def probe_sentiment(
     record = {"lm": dataclasses.asdict(cfg), "seeds": n_seeds, "corpus": corpus, "data": labelled, "model": model}
     if resume:
         saved = run_dir.read_config()
-        given = {k: v for k, v in record.items() if k != "lm"}
-        if "lm" not in saved or lm.config_from(saved["lm"]) != cfg and (sets or hidden or steps or experiment):
+        if "lm" not in saved:
+            raise UserError(f"--resume: {path} is not a probe-sentiment run (its config.json has no 'lm').")
+        # The saved settings win; LM settings given again must agree with them.
+        saved_cfg = lm.config_from(saved["lm"])
+        if (sets or hidden or steps or experiment) and saved_cfg != cfg:
             raise UserError(f"--resume: the settings differ from the run in {path}; drop them or start a new --name.")
-        cfg, n_seeds = lm.config_from(saved["lm"]), int(saved["seeds"])
+        cfg, n_seeds = saved_cfg, int(saved["seeds"])
         corpus = Path(saved["corpus"]) if saved.get("corpus") else None
-        labelled = Path(saved["data"]) if saved.get("data") else given["data"]
+        labelled = Path(saved["data"]) if saved.get("data") else labelled
     else:
         run_dir.write_config(record)
     what = f"probing {model}" if model else f"hidden={cfg.hidden} steps={cfg.steps:,} seeds={n_seeds}"

@@ -76,8 +76,7 @@ def test_probe_sentiment_writes_summary_and_figures(run):
     assert s["lm"]["hidden"] == 16 and s["lm"]["steps"] == 20
     assert s["n_train"] + s["n_dev"] + s["n_test"] == 240
     assert 0 <= s["unit"]["index"] < 16 and s["unit"]["sign"] in (-1, 1)
-    for k in ("accuracy",):
-        assert 0.0 <= s["full_probe"][k] <= 1.0
+    assert 0.0 <= s["full_probe"]["accuracy"] <= 1.0
     assert 0 < s["lm"]["bits_per_byte"] < 8
     for f in ("unit_histogram.png", "unit_text.png", "unit_text.html", "data_efficiency.png"):
         assert (run / f).stat().st_size > 1000, f

@@ -238,6 +238,16 @@ def make_train(cfg: LMConfig):
     return init, chunk
 
 
+def seed_states(cfg: LMConfig, seeds: int):
+    """(per-seed keys, the abstract stacked LMState) sharded over devices: what init starts and restore fills."""
+    from rlx import runner
+
+    sharding = runner.seed_sharding(seeds)
+    keys = jax.device_put(runner.seed_keys(cfg, seeds), sharding)
+    shapes = jax.eval_shape(jax.vmap(make_train(cfg)[0]), keys)
+    return keys, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
+
+
 def train(cfg: LMConfig, corpus: Path, run_dir, seeds: int = 1, *, resume: bool = False,
           on_chunk: Callable | None = None) -> dict:
     """Train `seeds` language models on the corpus file for cfg.steps updates; returns the per-seed parameters
@@ -249,12 +259,9 @@ def train(cfg: LMConfig, corpus: Path, run_dir, seeds: int = 1, *, resume: bool 
         raise UserError(f"seeds must be positive, got {seeds}.")
     wall0 = time.perf_counter()
     init, chunk = make_train(cfg)
-    sharding = runner.seed_sharding(seeds)
-    keys = jax.device_put(runner.seed_keys(cfg, seeds), sharding)
+    keys, abstract = seed_states(cfg, seeds)
     init_v = jax.jit(jax.vmap(init))
     chunk_v = jax.jit(jax.vmap(chunk, in_axes=(0, None)), donate_argnums=0)
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                            jax.eval_shape(init_v, keys))
     streams = ByteStreams(corpus, cfg.batch, cfg.window)
     mngr = runner.checkpointer(run_dir.checkpoint_dir)
     steps_done, state, meta = 0, None, {}
@@ -300,6 +307,11 @@ def train(cfg: LMConfig, corpus: Path, run_dir, seeds: int = 1, *, resume: bool 
 
 # ---------------------------------------------------------------------------------------------
 # Reading texts: features (final cell state), bits per byte, per-byte traces
+
+
+def bits_per_byte(nats: np.ndarray, texts: list[bytes]) -> float:
+    """Mean bits per predicted byte from Reader.read's nats (each text's first byte has nothing to predict it)."""
+    return float(nats.sum() / max(1, sum(len(t) - 1 for t in texts)) / math.log(2.0))
 
 
 @dataclass
@@ -358,9 +370,8 @@ class Reader:
         return self.read(params, texts)[0]
 
     def bits_per_byte(self, params, texts: list[bytes]) -> float:
-        """Mean bits per predicted byte over the texts (each text's first byte has nothing to predict it)."""
-        _, nats = self.read(params, texts)
-        return float(nats.sum() / max(1, sum(len(t) - 1 for t in texts)) / math.log(2.0))
+        """Mean bits per predicted byte over the texts."""
+        return bits_per_byte(self.read(params, texts)[1], texts)
 
     def trace(self, params, text: bytes, unit: int) -> np.ndarray:
         """The unit's cell value after each byte of one text (len(text),)."""

@@ -35,11 +35,7 @@ def load_model(run: Path) -> tuple[lm.LMConfig, int, object]:
     if "lm" not in saved:
         raise UserError(f"{run}: not a language-model run (config.json has no 'lm'); give a probe-sentiment run.")
     cfg, seeds = lm.config_from(saved["lm"]), int(saved.get("seeds", 1))
-    init, _ = lm.make_train(cfg)
-    sharding = runner.seed_sharding(seeds)
-    keys = runner.seed_keys(cfg, seeds)
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                            jax.eval_shape(jax.vmap(init), keys))
+    _, abstract = lm.seed_states(cfg, seeds)
     mngr = runner.checkpointer(run / "checkpoints")
     steps, state, _ = runner.restore_latest(mngr, abstract, run)
     mngr.close()
@@ -63,8 +59,14 @@ def lm_corpus(splits: data.Splits, corpus: Path | None, run_path: Path) -> Path:
     return path
 
 
-def _xy(reader, params, part: data.LabelledSet, pre):
-    return reader.features(params, pre(part)), np.asarray(part.labels)
+def _read(reader, params, texts: dict, labels: dict) -> tuple[dict, float]:
+    """({part: (final cell states, labels)}, dev bits per byte) from one pass over each part."""
+    feats, dev_nats = {}, None
+    for k, t in texts.items():
+        cells, nats = reader.read(params, t)
+        feats[k] = (cells, labels[k])
+        dev_nats = nats if k == "dev" else dev_nats
+    return feats, lm.bits_per_byte(dev_nats, texts["dev"])
 
 
 def _probe_features(feats: dict, reps: int, seed: int) -> tuple[dict, dict]:
@@ -95,22 +97,15 @@ def run(cfg: lm.LMConfig, run_dir, *, seeds: int = 1, corpus: Path | None = None
         params = train_info["params"]
 
     reader = lm.Reader(cfg.hidden, cfg.embed, compute_dtype=cfg.compute_dtype())
-    cache: dict = {}
-
-    def pre(part):
-        if id(part) not in cache:
-            cache[id(part)] = [data.preprocess(t) for t in part.texts]
-        return cache[id(part)]
-
     parts = {"train": splits.train, "dev": splits.dev, "test": splits.test}
-    per_seed, curves = [], {}
-    first = None
+    texts = {k: [data.preprocess(t) for t in v.texts] for k, v in parts.items()}
+    labels = {k: np.asarray(v.labels) for k, v in parts.items()}
+    per_seed = []
     for s in range(seeds):
         p = jax.tree.map(lambda x, s=s: x[s], params)
         say(f"seed {s}: reading {sum(map(len, parts.values())):,} labelled texts")
-        feats = {k: _xy(reader, p, v, pre) for k, v in parts.items()}
+        feats, dev_bpb = _read(reader, p, texts, labels)
         res, curve = _probe_features(feats, reps, seed=s)
-        dev_bpb = reader.bits_per_byte(p, pre(splits.dev))
         per_seed.append({"seed": s, "full_probe": {"accuracy": res["accuracy"], "nonzero": res["nonzero"],
                                                    "C": res["C"]},
                          "unit": {k: res["unit"][k] for k in ("index", "accuracy", "sign")},
@@ -122,9 +117,9 @@ def run(cfg: lm.LMConfig, run_dir, *, seeds: int = 1, corpus: Path | None = None
     rand_params = lm.init_params(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), _RANDOM_INIT_TAG),
                                  cfg.hidden, cfg.embed)
     say("random-init control: reading the labelled texts")
-    rfeats = {k: _xy(reader, rand_params, v, pre) for k, v in parts.items()}
+    rfeats, _ = _read(reader, rand_params, texts, labels)
     rres, rcurve = _probe_features(rfeats, reps, seed=0)
-    bfeats = {k: (probe.bag_of_bytes(pre(v)), np.asarray(v.labels)) for k, v in parts.items()}
+    bfeats = {k: (probe.bag_of_bytes(texts[k]), labels[k]) for k in parts}
     bres, bcurve = _probe_features(bfeats, reps, seed=0)
 
     unit = res["unit"]
@@ -138,7 +133,7 @@ def run(cfg: lm.LMConfig, run_dir, *, seeds: int = 1, corpus: Path | None = None
         "random-init LM, full probe": _band(rcurve, ""),
         "bag of bytes": _band(bcurve, ""),
     }
-    figs = _figures(run_dir.path, reader, p, splits, feats, unit, curves, pre)
+    figs = _figures(run_dir.path, reader, p, texts["test"], feats, unit, curves)
 
     mean = lambda xs: float(np.mean(xs))  # noqa: E731
     summary = {
@@ -170,14 +165,13 @@ def _band(curve: dict, prefix: str) -> dict:
             "p90": curve[f"{prefix}p90"]}
 
 
-def _figures(out: Path, reader, params, splits, feats, unit, curves, pre) -> list[str]:
+def _figures(out: Path, reader, params, test: list[bytes], feats, unit, curves) -> list[str]:
     """unit_histogram.png, unit_text.png (+ .html) and data_efficiency.png in out; returns their names."""
     X_test, y_test = feats["test"]
     plots.unit_histogram(X_test[:, unit["index"]], y_test, out / "unit_histogram.png", unit=unit["index"],
                          title=f"unit {unit['index']} on {len(y_test):,} test reviews")
-    test = pre(splits.test)
     short = [i for i in np.argsort([len(t) for t in test], kind="stable") if 60 <= len(test[i]) <= 240]
-    picks = [i for c in (1, 0) for i in [j for j in short if splits.test.labels[j] == c][:_TRACE_REVIEWS]]
+    picks = [i for c in (1, 0) for i in [j for j in short if y_test[j] == c][:_TRACE_REVIEWS]]
     texts = [test[i] for i in picks]
     values = [unit["sign"] * reader.trace(params, t, unit["index"]) for t in texts]
     plots.unit_text(texts, values, out / "unit_text.png",
@@ -188,16 +182,14 @@ def _figures(out: Path, reader, params, splits, feats, unit, curves, pre) -> lis
 
 
 def sample(model: Path, *, n: int, prompt: str, temperature: float, seed: int, unit: int | None,
-           value: float | None, lm_seed: int = 0) -> str:
-    """Generated text from a trained LM (seed lm_seed of the run), optionally with a cell unit clamped."""
-    cfg, seeds, params = load_model(model)
-    if not 0 <= lm_seed < seeds:
-        raise UserError(f"--lm-seed {lm_seed} is not in the run (it trained seeds 0..{seeds - 1}).")
+           value: float | None) -> str:
+    """Generated text from seed 0 of a trained LM, optionally with a cell unit clamped."""
+    cfg, _, params = load_model(model)
     if (unit is None) != (value is None):
         raise UserError("give --unit and --value together to clamp a unit (or neither).")
     if value is not None and not math.isfinite(value):
         raise UserError(f"--value must be a finite number, got {value}.")
-    p = jax.tree.map(lambda x: x[lm_seed], params)
+    p = jax.tree.map(lambda x: x[0], params)
     out = lm.generate(p, cfg.hidden, data.preprocess(prompt)[:-1] if prompt else b"\n ", n,
                       jax.random.PRNGKey(seed), temperature=temperature, embed=cfg.embed,
                       clamp=None if unit is None else (unit, value))
