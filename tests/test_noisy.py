@@ -78,7 +78,8 @@ def test_factorised_weight_noise_statistics():
 
 def _sown_noise(net, params, obs, key):
     _, state = net.apply(params, obs, rngs={"noise": key}, mutable=["intermediates"])
-    return {layer: {k: v[0] for k, v in d.items()} for layer, d in state["intermediates"].items()}
+    # Module entries only (the MLP also sows its hidden activations, "h<i>", for the diagnostics).
+    return {layer: {k: v[0] for k, v in d.items()} for layer, d in state["intermediates"].items() if isinstance(d, dict)}
 
 
 def test_layers_draw_independent_noise():
