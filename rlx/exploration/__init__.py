@@ -9,8 +9,10 @@
 weights); `obs` is a batch; `step` is env steps so far for this seed (shared by all seeds, not batched);
 `hp` holds the batched hyperparameters (see rlx.config). `metrics` is a dict of scalars; the agent
 reports each as its mean over the chunk. The agent calls these and never branches on the strategy's
-name: what a strategy needs from the network it says in `net`, and `train_noise` asks for fresh noise
-keys in the TD loss.
+name: what a strategy needs from the network it says in `net`, `train_noise` asks for fresh noise
+keys in the TD loss, and `optimizer` (if not None) wraps the agent's optax transform, which the agent then
+updates as `tx.update(grads, opt_state, params, eta=lr, key=k)` (e.g. natural Langevin noise, see
+rlx.exploration.langevin).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Strategy(NamedTuple):
     adapt_every: int = 0  # env steps between adapt calls; 0 = never
     net: tuple = ()  # network options as (name, value) pairs, e.g. (("layer_norm", True),)
     train_noise: bool = False  # the TD loss samples independent noise for each network pass
+    optimizer: Callable | None = None  # wraps the agent's optax transform, e.g. to add Langevin noise; None keeps it
 
 
 def linear_epsilon(step, hp):
@@ -88,11 +91,18 @@ def _noisy(cfg, num_actions):
     return noisy.make(cfg, num_actions)
 
 
+def _langevin(cfg, num_actions):
+    from rlx.exploration import langevin
+
+    return langevin.make(cfg, num_actions)
+
+
 STRATEGIES = {
     "none": lambda cfg, num_actions: greedy_strategy,
     "eps": lambda cfg, num_actions: eps_greedy,
     "param": _param_noise,
     "noisy": _noisy,
+    "langevin": _langevin,
 }
 
 
