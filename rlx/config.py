@@ -23,8 +23,13 @@ class NetConfig:
 
     hidden: tuple[int, ...] = (120, 84)  # MLP widths (the Nature CNN has its own)
     layer_norm: bool = False
-    # auto: the Nature CNN (32x8x8/4, 64x4x4/2, 64x3x3/1, dense 512) for stacks of 84x84 frames, else an MLP
+    # auto: the Nature CNN (32x8x8/4, 64x4x4/2, 64x3x3/1, dense 512) for stacks of 84x84 frames, the MinAtar
+    # CNN (16x3x3/1, then the dense `hidden` layers) for 10x10xC grids, else an MLP
     torso: str = "auto"
+    activation: str = "relu"  # of the hidden Dense layers (relu or tanh); convolutions are always ReLU
+    # The last hidden Dense layer, the representation the head reads (Kooi et al. 2024): plain (activation),
+    # hadamard (act(W1 x + b1) * act(W2 x + b2)) or wide (plain, widened to the hadamard layer's parameter count)
+    head: str = "plain"
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,48 @@ class NoisyConfig:
 
 
 @dataclass(frozen=True)
+class LangevinConfig:
+    """Natural Langevin dynamics (Marceau-Caron & Ollivier); used when noise=langevin. Each update adds
+    sqrt(2·lr/beta)·F^(-1/2)·xi to the parameters, F a running mean of squared gradients (diagonal Fisher)."""
+
+    # inverse temperature: larger is less noise. At 1e5 the median noise per update is about 5x the Adam step on
+    # CartPole (1e4: 35x, and the parameters' RMS tripled in 5k updates); see docs/langevin.md
+    beta: float = 1e5
+    decay: float = 0.99  # weight of the past in the running mean of squared gradients
+    # added to F before the inverse square root: caps the noise of parameters whose gradient is 0 (dead ReLUs)
+    damping: float = 1e-4
+
+
+@dataclass(frozen=True)
+class DiagConfig:
+    """Representation health (rlx.diagnostics), measured after every chunk (eval.every env steps)."""
+
+    enabled: bool = True
+    batch: int = 256  # probe states, collected once per seed by a uniform-random policy
+    delta: float = 0.01  # srank threshold: smallest k whose singular values hold 1 - delta of the total
+    eps: float = 0.01  # a tanh unit is saturated when |h| >= 1 - eps on every probe state
+
+
+@dataclass(frozen=True)
+class PathConfig:
+    """Policy-path snapshots for `rlx analyze path` (Tang et al. 2024)."""
+
+    every: int = 0  # gradient updates between parameter snapshots; 0 = no snapshots
+
+
+@dataclass(frozen=True)
+class PPTBConfig:
+    """Policy Path Trimming and Boosting (Tang et al. 2024); see docs/pptb.md for exactly what runs."""
+
+    enabled: bool = False
+    every: int = 2_500  # T_p: gradient updates between applications
+    window: int = 10  # n: snapshots (every T_p / n updates) the temporal SVD runs over
+    k: int = 2  # major directions kept per layer
+    beta: float = 0.0  # if > 0, k per layer = fewest directions holding this share of the singular values
+    boost: float = 0.5  # c_b: extrapolate the major coordinates by c_b times their latest change
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """Greedy evaluation on the clean parameters."""
 
@@ -123,11 +170,17 @@ class Config:
     explore: ExploreConfig = field(default_factory=ExploreConfig)
     param: ParamNoiseConfig = field(default_factory=ParamNoiseConfig)
     noisy: NoisyConfig = field(default_factory=NoisyConfig)
+    langevin: LangevinConfig = field(default_factory=LangevinConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    diag: DiagConfig = field(default_factory=DiagConfig)
+    path: PathConfig = field(default_factory=PathConfig)
+    pptb: PPTBConfig = field(default_factory=PPTBConfig)
 
 
 AGENTS = ("dqn", "pqn")
-NOISES = ("none", "eps", "param", "noisy")
+NOISES = ("none", "eps", "param", "noisy", "langevin")
+ACTIVATIONS = ("relu", "tanh")
+HEADS = ("plain", "hadamard", "wide")
 OPTIMIZERS = ("adam", "rmsprop", "radam", "sgd")
 LOSSES = ("huber", "mse")
 HPARAMS = ("dqn.lr", "dqn.gamma", "dqn.tau", "explore.eps_start", "explore.eps_end", "explore.eps_decay_steps")
@@ -298,7 +351,23 @@ def validate(cfg: Config) -> None:
     e = cfg.explore
     need(0.0 <= e.eps_end <= 1.0 and 0.0 <= e.eps_start <= 1.0, "explore.eps_start and eps_end must be in [0, 1].")
     need(e.eps_decay_steps > 0, f"explore.eps_decay_steps must be positive, got {e.eps_decay_steps}.")
-    need(cfg.net.torso in ("auto", "mlp", "nature_cnn"), f"net.torso must be auto, mlp or nature_cnn, got {cfg.net.torso!r}.")
+    torsos = ("auto", "mlp", "nature_cnn", "minatar_cnn")
+    need(cfg.net.torso in torsos, f"net.torso must be one of {', '.join(torsos)}, got {cfg.net.torso!r}.")
+    need(cfg.net.activation in ACTIVATIONS, f"net.activation must be relu or tanh, got {cfg.net.activation!r}.")
+    need(cfg.net.head in HEADS, f"net.head must be plain, hadamard or wide, got {cfg.net.head!r}.")
+    lg = cfg.langevin
+    need(lg.beta > 0 and lg.damping >= 0, "langevin.beta must be positive and langevin.damping >= 0.")
+    need(0 <= lg.decay < 1, f"langevin.decay must be in [0, 1), got {lg.decay}.")
+    g = cfg.diag
+    need(g.batch > 0, f"diag.batch must be positive, got {g.batch}.")
+    need(0 < g.delta < 1 and 0 < g.eps < 1, "diag.delta and diag.eps must be in (0, 1).")
+    need(cfg.path.every >= 0, f"path.every must be >= 0 (0 = off), got {cfg.path.every}.")
+    b = cfg.pptb
+    need(b.window >= 2, f"pptb.window must be at least 2 snapshots, got {b.window}.")
+    need(b.every > 0 and b.every % b.window == 0,
+         f"pptb.every ({b.every}) must be a positive multiple of pptb.window ({b.window}).")
+    need(b.k >= 1 and 0 <= b.beta < 1, "pptb.k must be >= 1 and pptb.beta in [0, 1) (0 = use k).")
+    need(b.boost >= 0, f"pptb.boost must be >= 0, got {b.boost}.")
     p = cfg.param
     need(p.distance in ("kl", "disagree"), f"param.distance must be kl or disagree, got {p.distance!r}.")
     need(p.scope in ("all_dense", "head"), f"param.scope must be all_dense or head, got {p.scope!r}.")
@@ -312,6 +381,7 @@ def validate(cfg: Config) -> None:
     need(cfg.eval.solve_streak > 0, f"eval.solve_streak must be positive, got {cfg.eval.solve_streak}.")
     need(cfg.eval.episodes > 0, f"eval.episodes must be positive, got {cfg.eval.episodes}.")
     if cfg.agent == "pqn":
+        need(cfg.path.every == 0 and not cfg.pptb.enabled, "path.every and pptb are DQN options; use --agent dqn.")
         q = cfg.pqn
         for name in ("num_envs", "rollout", "epochs", "minibatches"):
             need(getattr(q, name) > 0, f"pqn.{name} must be positive, got {getattr(q, name)}.")
@@ -335,3 +405,15 @@ def validate(cfg: Config) -> None:
     need(cfg.eval.every % d.target_every == 0, f"eval.every ({cfg.eval.every}) must be a multiple of dqn.target_every ({d.target_every}).")
     need(cfg.steps % d.target_every == 0, f"steps ({cfg.steps}) must be a multiple of dqn.target_every ({d.target_every}).")
     need(d.batch_size <= d.buffer_size, f"dqn.batch_size ({d.batch_size}) cannot exceed dqn.buffer_size ({d.buffer_size}).")
+    # Snapshots and PPTB happen at target-update boundaries, so their periods are whole target periods.
+    per_block = d.target_every // tr
+    if cfg.path.every:
+        need(cfg.path.every % per_block == 0, f"path.every ({cfg.path.every}) must be a multiple of the updates per "
+             f"target period, dqn.target_every / dqn.train_every = {per_block}.")
+        snap = cfg.path.every * tr
+        need(cfg.eval.every % snap == 0 and cfg.steps % snap == 0, f"eval.every and steps must be multiples of "
+             f"path.every * dqn.train_every = {snap} env steps (one snapshot period).")
+    b = cfg.pptb
+    if b.enabled:
+        need((b.every // b.window) % per_block == 0, f"pptb.every / pptb.window ({b.every // b.window} updates between "
+             f"snapshots) must be a multiple of dqn.target_every / dqn.train_every = {per_block}.")

@@ -39,6 +39,7 @@ class Compiled:
     init: Callable
     chunk: Callable
     evaluate: Callable
+    diagnose: Callable
     compile_seconds: float = 0.0
     _chunks: dict = field(default_factory=dict)
 
@@ -100,7 +101,47 @@ def compile_agent(cfg, spec, seeds: int) -> Compiled:
     init = jax.jit(jax.vmap(agent.init))
     chunk = jax.jit(jax.vmap(agent.chunk, in_axes=(0, 0, None, None)), static_argnums=3, donate_argnums=0)
     evaluate = jax.jit(jax.vmap(agent.evaluate))
-    return Compiled(agent, init, chunk, evaluate)
+    return Compiled(agent, init, chunk, evaluate, jax.jit(jax.vmap(agent.diagnose)))
+
+
+def probe_states(cfg, spec, keys):
+    """Each seed's fixed probe batch for the diagnostics (cfg.diag.batch random-policy states), rebuilt from the
+    seed keys so that a resumed run measures on the same states; None when off or for host envs."""
+    if not cfg.diag.enabled or spec.kind != "gymnax":
+        return None
+    tag = jnp.uint32(0xD1A6)
+    probe_keys = jax.vmap(lambda k: jax.random.fold_in(k, tag))(keys)
+    return jax.jit(jax.vmap(lambda k: envs.random_states(spec, k, cfg.diag.batch)))(probe_keys)
+
+
+PATH_DIR = "path"
+
+
+def _leaf_name(path) -> str:
+    return "/".join(str(getattr(p, "key", getattr(p, "name", p))) for p in path)
+
+
+def write_snapshots(run_path: Path, steps: list[int], snaps) -> None:
+    """Write one chunk's parameter snapshots as path/{last step}.npz: "steps" (k,) and, per params leaf,
+    (batch, k, *leaf shape) float32 (the format `rlx analyze path` reads). Written atomically."""
+    folder = run_path / PATH_DIR
+    folder.mkdir(exist_ok=True)
+    arrays = {"steps": np.asarray(steps, np.int64)}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(snaps))[0]:
+        arrays[_leaf_name(path)] = np.asarray(leaf, np.float32)
+    tmp = folder / f".{steps[-1]:010d}.tmp.npz"
+    np.savez(tmp, **arrays)
+    tmp.replace(folder / f"{steps[-1]:010d}.npz")
+
+
+def truncate_snapshots(run_path: Path, max_step: int) -> None:
+    """Drop snapshot files written after the checkpoint a run resumes from (and torn temporary files)."""
+    folder = run_path / PATH_DIR
+    if not folder.is_dir():
+        return
+    for f in folder.iterdir():
+        if f.name.startswith(".") or (f.suffix == ".npz" and f.stem.isdigit() and int(f.stem) > max_step):
+            f.unlink()
 
 
 class _StopOnCtrlC:
@@ -261,8 +302,11 @@ def train_cells(cfgs: list[C.Config], seeds: int, run_dir: RunDir, *, resume: bo
     if resume:
         steps_done, state, meta = restore_latest(mngr, abstract, run_dir.path)
         run_dir.truncate_metrics(steps_done)
+        truncate_snapshots(run_dir.path, steps_done)
     if state is None:
         state = jax.device_put(init_c(keys, hp), sharding)
+        if cfg.path.every:
+            write_snapshots(run_dir.path, [0], jax.tree.map(lambda x: x[:, None], state.params))
     elif spec.kind != "gymnax":
         # The emulators did not survive the process: every env starts a new episode (the replay buffer,
         # networks and exploration state are restored as saved).
@@ -273,10 +317,19 @@ def train_cells(cfgs: list[C.Config], seeds: int, run_dir: RunDir, *, resume: bo
     block = prog.agent.block_steps
     chunk_blocks = cfg.eval.every // block
     last = {"chunk": steps_done // cfg.eval.every, "eval": None}
+    one = sharding.mesh.devices.flat[0]
+    probe = probe_states(cfg, spec, jax.device_put(keys, one))
+    snap_steps = cfg.path.every * cfg.dqn.train_every
 
     def chunk(state, steps_done):
         nb = min(chunk_blocks, (cfg.steps - steps_done) // block)
-        state, metrics = prog.chunk_for(state, hp, steps_done, nb)(state, hp, jnp.int32(steps_done))
+        state, metrics, snaps = prog.chunk_for(state, hp, steps_done, nb)(state, hp, jnp.int32(steps_done))
+        if snap_steps:
+            write_snapshots(run_dir.path, list(range(steps_done + snap_steps, steps_done + nb * block + 1, snap_steps)), snaps)
+        if probe is not None:
+            # On one device: with the seeds sharded over CPU devices the diagnostics program (its batched SVDs)
+            # never returned (6 seeds on 2 devices); gathered, it takes milliseconds.
+            metrics = {**metrics, **prog.diagnose(jax.device_put(state.params, one), probe)}
         steps_done += nb * block
         last["chunk"] += 1
         last["eval"] = np.asarray(evaluate(state.params, eval_keys(keys, steps_done)))

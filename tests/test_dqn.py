@@ -35,7 +35,7 @@ def _chain_agent(**over):
     agent = dqn.make_train(cfg, spec)
     hp = dqn.hparams(cfg)
     state = agent.init(jax.random.PRNGKey(0), hp)
-    state, _ = jax.jit(agent.chunk, static_argnums=3)(state, hp, jnp.int32(0), 2)
+    state, _, _ = jax.jit(agent.chunk, static_argnums=3)(state, hp, jnp.int32(0), 2)
     return state
 
 
@@ -103,7 +103,7 @@ def test_seeds_differ_and_vmapped_programs_learn_something():
     prog = runner.compile_agent(cfg, spec, 3)
     keys, hp = runner.seed_keys(cfg, 3), runner.batch_hparams(cfg, 3)
     state = prog.init(keys, hp)
-    state, m = prog.chunk(state, hp, jnp.int32(0), 4)
+    state, m, _ = prog.chunk(state, hp, jnp.int32(0), 4)
     p = np.asarray(state.params["params"]["Dense_0"]["kernel"])
     assert not np.allclose(p[0], p[1]) and not np.allclose(p[1], p[2])
     # blocks start at 0, 500, 1000, 1500 steps; learning from 1000: 2 blocks x 50 updates (10 envs, every 10 steps)

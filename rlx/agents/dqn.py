@@ -20,11 +20,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rlx import envs, exploration, replay
+from rlx import envs, exploration, pptb, replay
 from rlx.nets import greedy, make_q_network
 
 # Running sums the compiled loop carries; every other metric comes from the strategy and is averaged.
-LOOP_SUMS = ("return_sum", "episodes", "loss_sum", "q_sum", "updates", "acts")
+LOOP_SUMS = ("return_sum", "episodes", "loss_sum", "q_sum", "updates", "acts", "pptb_count", "pptb_shift", "pptb_k")
 
 
 class HParams(NamedTuple):
@@ -58,21 +58,33 @@ class TrainState(NamedTuple):
     ep_return: jax.Array  # running undiscounted return of each env's current episode
     solve: jax.Array  # int32 [greedy-optimal streak, episodes, episode when solved or -1] (fixed-length envs)
     key: jax.Array
+    pptb: Any = ()  # rlx.pptb.PPTBState when pptb.enabled
 
 
 class Agent(NamedTuple):
     """Pure functions of one agent; see the module docstring."""
 
     init: Callable  # (key, hp) -> TrainState
-    chunk: Callable  # (state, hp, step0, num_blocks) -> (state, metrics); num_blocks static
+    # (state, hp, step0, num_blocks) -> (state, metrics, snapshots); num_blocks static. snapshots: the params
+    # every path.every updates, stacked on a leading axis (() when path.every = 0)
+    chunk: Callable
     evaluate: Callable  # (params, key) -> returns of cfg.eval.episodes greedy episodes
     q_apply: Callable  # (params, obs) -> Q-values
     block_steps: int  # env steps per block (= target period)
     restart_episodes: Callable  # (state, key) -> state with every env at the start of a new episode
+    diagnose: Callable  # (params, probe_obs) -> dict of representation-health scalars (rlx.diagnostics)
 
 
-def make_optimizer(d) -> optax.GradientTransformation:
-    """Gradient clipping plus the optimizer's scaling; the (batched, decaying) lr is applied by the agent."""
+def make_optimizer(d, strategy=None) -> optax.GradientTransformationExtraArgs:
+    """Gradient clipping plus the optimizer's scaling, wrapped by the strategy's optimizer if it has one; the
+    (batched, decaying) lr is applied by the agent, which passes it (eta) and a key to every update."""
+    tx = _base_optimizer(d)
+    if strategy is not None and strategy.optimizer is not None:
+        tx = strategy.optimizer(tx)
+    return optax.with_extra_args_support(tx)
+
+
+def _base_optimizer(d) -> optax.GradientTransformation:
     scale = {
         "adam": lambda: optax.scale_by_adam(eps=d.adam_eps),
         "radam": lambda: optax.scale_by_radam(eps=d.adam_eps),
@@ -127,13 +139,19 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
         """Q-values; a key samples fresh network noise (NoisyNets), None uses the mean weights."""
         return net.apply(params, obs, rngs=None if key is None else {"noise": key})
 
-    tx = make_optimizer(d)
+    tx = make_optimizer(d, strategy)
     iters_per_unit = max(1, d.train_every // n)
     updates_per_unit = max(1, n // d.train_every)
     unit_steps = iters_per_unit * n
     units_per_block = d.target_every // unit_steps
     track_solve = spec.optimal_return is not None
     total_steps = cfg.steps
+    updates_per_block = d.target_every // d.train_every
+    # Parameter snapshots (path.every) and PPTB events happen at block ends, every so many blocks.
+    snap_blocks = cfg.path.every // updates_per_block
+    pb = cfg.pptb
+    pptb_snap_blocks = (pb.every // pb.window) // updates_per_block if pb.enabled else 0
+    pptb_apply_blocks = pb.every // updates_per_block
 
     def env_step(keys, state, actions):
         return envs.step_batch(spec, keys, state, actions)
@@ -160,6 +178,7 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
             ep_return=jnp.zeros((n,), jnp.float32),
             solve=jnp.array([0, 0, -1], jnp.int32),
             key=key,
+            pptb=pptb.init(params, pb.window) if pb.enabled else (),
         )
 
     def act_and_step(ts: TrainState, hp, step):
@@ -195,13 +214,13 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
         return ts, finished, ex_metrics
 
     def update(ts: TrainState, hp, step):
-        key, k_sample, k_noise = jax.random.split(ts.key, 3)
+        key, k_sample, k_noise, k_opt = jax.random.split(ts.key, 4)
         batch = replay.sample(ts.buffer, k_sample, d.batch_size)
         (loss, q_mean), grads = jax.value_and_grad(q_loss, has_aux=True)(
             ts.params, ts.target, batch, hp.gamma, q_apply, d.double, d.loss, k_noise if strategy.train_noise else None
         )
-        updates, opt_state = tx.update(grads, ts.opt_state, ts.params)
         lr = hp.lr * (1.0 - step / total_steps) if d.lr_decay else hp.lr
+        updates, opt_state = tx.update(grads, ts.opt_state, ts.params, eta=lr, key=k_opt)
         params = jax.tree.map(lambda p, u: p - lr * u, ts.params, updates)
         ts = ts._replace(params=params, opt_state=opt_state, key=key)
         return ts, (loss, q_mean), batch["obs"]
@@ -258,7 +277,30 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
         (ts, acc), _ = jax.lax.scan(lambda c, u: unit(c, u, hp, step), c, jnp.arange(units_per_block))
         tau = hp.tau
         target = jax.tree.map(lambda p, t: tau * p + (1.0 - tau) * t, ts.params, ts.target)
-        return (ts._replace(target=target), acc), None
+        ts = ts._replace(target=target)
+        if pb.enabled:
+            ts, acc = pptb_event(ts, acc, step)
+        return (ts, acc), None
+
+    def pptb_event(ts, acc, step):
+        """At the end of the block that started at env step `step`: maybe snapshot, maybe trim and boost."""
+        done = (step + d.target_every) // d.target_every  # blocks finished so far (shared: real branches)
+
+        def take(ts, acc):
+            ring = pptb.snapshot(ts.pptb, ts.params)
+            # Apply once the whole window was taken after learning started (a frozen path has nothing to trim).
+            window_start = (done - (pb.window - 1) * pptb_snap_blocks) * d.target_every
+            ready = (done % pptb_apply_blocks == 0) & (window_start > d.learning_starts)
+
+            def apply(ts, acc):
+                params, ring2, stats = pptb.apply(ring, ts.params, cfg)
+                acc = {**acc, "pptb_count": acc["pptb_count"] + 1.0, "pptb_shift": acc["pptb_shift"] + stats["shift"],
+                       "pptb_k": acc["pptb_k"] + stats["k_mean"]}  # fmt: skip
+                return ts._replace(params=params, pptb=ring2), acc
+
+            return jax.lax.cond(ready, apply, lambda ts, acc: (ts._replace(pptb=ring), acc), ts, acc)
+
+        return jax.lax.cond(done % pptb_snap_blocks == 0, take, lambda ts, acc: (ts, acc), ts, acc)
 
     def greedy_episode_check(ts):
         """After an episode: one greedy rollout with the clean parameters; track the optimal streak."""
@@ -286,8 +328,17 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
 
     def chunk(ts, hp, step0, num_blocks: int):
         """Run num_blocks target periods starting at env step step0 (shared across seeds)."""
+        c0 = (ts, zero_metrics(ts, hp))
+        if snap_blocks:
+            # Scan over snapshot periods, each a scan over its blocks, stacking the params at each period's end.
+            def period(c, j):
+                c, _ = jax.lax.scan(lambda c, i: block(c, j * snap_blocks + i, hp, step0), c, jnp.arange(snap_blocks))
+                return c, c[0].params
 
-        (ts, m), _ = jax.lax.scan(lambda c, b: block(c, b, hp, step0), (ts, zero_metrics(ts, hp)), jnp.arange(num_blocks))
+            (ts, m), snaps = jax.lax.scan(period, c0, jnp.arange(num_blocks // snap_blocks))
+        else:
+            (ts, m), _ = jax.lax.scan(lambda c, i: block(c, i, hp, step0), c0, jnp.arange(num_blocks))
+            snaps = ()
         metrics = {
             "episodes": m["episodes"],
             "return_mean": m["return_sum"] / m["episodes"],  # NaN when no episode finished
@@ -295,15 +346,36 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
             "q_mean": m["q_sum"] / m["updates"],
         }
         metrics["updates"] = m["updates"]
+        if pb.enabled:
+            metrics["pptb_applied"] = m["pptb_count"]
+            metrics["pptb_shift"] = m["pptb_shift"] / m["pptb_count"]  # NaN in chunks without an application
+            metrics["pptb_k"] = m["pptb_k"] / m["pptb_count"]
         if track_solve:
             metrics["greedy_streak"], metrics["solved_at_episode"] = ts.solve[0], ts.solve[2]
         metrics.update({k: v / m["acts"] for k, v in m.items() if k not in LOOP_SUMS})  # strategy metrics
-        return ts, metrics
+        return ts, metrics, snaps
 
     evaluate = greedy_evaluator(cfg, spec, q_apply)
     restart_episodes = episode_restarter(spec, n)
 
-    return Agent(init, chunk, evaluate, q_apply, d.target_every, restart_episodes)
+    return Agent(init, chunk, evaluate, q_apply, d.target_every, restart_episodes, diagnoser(cfg, net))
+
+
+def diagnoser(cfg, net) -> Callable:
+    """diagnose(params, obs): rlx.diagnostics.measure of the network's sown hidden layers on a probe batch."""
+    from rlx import diagnostics
+
+    def order(name):  # convolutions first, then the hidden Dense layers, each by index
+        return (not name.startswith("c"), int(name.lstrip("ch")))
+
+    def diagnose(params, obs):
+        _, state = net.apply(params, obs, mutable=["intermediates"])
+        sown = {k: v[0] for k, v in state["intermediates"].items() if isinstance(v, tuple)}
+        layers = {k: sown[k] for k in sorted((k for k in sown if k[0] in "ch"), key=order)}
+        saturating = {k.removeprefix("tanh_"): v for k, v in sown.items() if k.startswith("tanh_")}
+        return diagnostics.measure(layers, saturating, delta=cfg.diag.delta, eps=cfg.diag.eps)
+
+    return diagnose
 
 
 def greedy_evaluator(cfg, spec: envs.EnvSpec, q_apply) -> Callable:

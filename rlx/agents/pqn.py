@@ -17,6 +17,7 @@ from rlx.agents.dqn import (
     LOOP_SUMS,
     Agent,
     TrainState,
+    diagnoser,
     episode_restarter,
     greedy_evaluator,
     make_optimizer,
@@ -54,7 +55,7 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
         """Q-values; a key samples fresh network noise (NoisyNets), None uses the mean weights."""
         return net.apply(params, obs, rngs=None if key is None else {"noise": key})
 
-    tx = make_optimizer(cfg.dqn)  # dqn.optimizer (radam for PQN experiments), clipping, eps
+    tx = make_optimizer(cfg.dqn, strategy)  # dqn.optimizer (radam for PQN experiments), clipping, eps
     block_steps = n * t_len
     batch = n * t_len
     mb_size = batch // p.minibatches
@@ -139,8 +140,8 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
                 (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(
                     ts.params, mb, kn if strategy.train_noise else None
                 )
-                updates, opt_state = tx.update(grads, ts.opt_state, ts.params)
                 lr = hp.lr * (1.0 - step / cfg.steps) if cfg.dqn.lr_decay else hp.lr
+                updates, opt_state = tx.update(grads, ts.opt_state, ts.params, eta=lr, key=jax.random.fold_in(kn, 1))
                 params = jax.tree.map(lambda w, u: w - lr * u, ts.params, updates)
                 acc = {**acc, "loss_sum": acc["loss_sum"] + loss, "q_sum": acc["q_sum"] + q_mean,
                        "updates": acc["updates"] + 1.0}  # fmt: skip
@@ -170,10 +171,10 @@ def make_train(cfg, spec: envs.EnvSpec) -> Agent:
             "updates": m["updates"],
         }
         metrics.update({k: v / m["acts"] for k, v in m.items() if k not in LOOP_SUMS})
-        return ts, metrics
+        return ts, metrics, ()  # no parameter snapshots (path.every is a DQN option)
 
     evaluate = greedy_evaluator(cfg, spec, q_apply)
     restart_episodes = episode_restarter(spec, n)
 
-    return Agent(init, chunk, evaluate, q_apply, block_steps, restart_episodes)
+    return Agent(init, chunk, evaluate, q_apply, block_steps, restart_episodes, diagnoser(cfg, net))
 

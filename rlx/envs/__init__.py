@@ -183,3 +183,20 @@ def step_batch(spec: EnvSpec, keys, state, actions, role: str = "train") -> Step
         return StepOut(obs, state, reward, terminated, truncated, obs, reset_step)
     out = jax.vmap(lambda k, s, a: step(spec, k, s, a))(keys, state, actions)
     return out._replace(reset_step=jnp.zeros_like(out.terminated))
+
+
+def random_states(spec: EnvSpec, key, n: int, num_envs: int = 16) -> jax.Array:
+    """n observations visited by a uniform-random policy in num_envs envs (gymnax envs only): a fixed probe
+    batch for representation diagnostics."""
+    k_reset, k_steps = jax.random.split(key)
+    obs, state = reset_batch(spec, jax.random.split(k_reset, num_envs))
+
+    def body(c, k):
+        obs, state = c
+        k_act, k_env = jax.random.split(k)
+        actions = jax.random.randint(k_act, (num_envs,), 0, spec.num_actions)
+        out = step_batch(spec, jax.random.split(k_env, num_envs), state, actions)
+        return (out.obs, out.state), out.obs
+
+    _, seen = jax.lax.scan(body, (obs, state), jax.random.split(k_steps, -(-n // num_envs)))
+    return seen.reshape((-1,) + tuple(spec.obs_shape))[:n]
