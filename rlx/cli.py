@@ -76,7 +76,7 @@ def _resolve(env, noise, seeds, steps, sets, experiment, agent=None):
 @app.command()
 def train(
     env: str | None = typer.Argument(None, help="Environment name (see `rlx envs`), e.g. cartpole, chain-30."),
-    noise: str | None = typer.Option(None, "--noise", help="Exploration: none, eps, param or noisy (default eps)."),
+    noise: str | None = typer.Option(None, "--noise", help="Exploration: none, eps, param, noisy or langevin (default eps)."),
     agent: str | None = typer.Option(None, "--agent", help="dqn (replay, target net; default) or pqn (λ-returns, no replay)."),
     seeds: int | None = typer.Option(None, "--seeds", help="Seeds trained together in one vmapped program."),
     steps: int | None = typer.Option(None, "--steps", help="Env steps per seed (summed over its envs)."),
@@ -312,9 +312,11 @@ def _print_sweep(summary: dict, spec: dict, path: Path):
     axes = spec.get("axes") or list(spec["cells"][0]["labels"])
     chain = any("episodes_to_solve" in c for c in summary["cells"])
     table = Table(title=f"{summary['experiment']}: final greedy return per cell")
-    for col in [*axes, "seeds", "mean", "IQM", "95% CI", "per seed"] + (["solved, episodes"] if chain else []):
+    stats = spec.get("report", [])
+    cols = [*axes, "seeds", "mean", "IQM", "95% CI", "per seed"] + (["solved, episodes"] if chain else [])
+    for col in cols + [f"{n} [95% CI]" for n in stats]:
         table.add_column(col)
-    for row in sweep.table_rows(summary, axes):
+    for row in sweep.table_rows(summary, axes, stats):
         table.add_row(*row)
     console.print(table)
     if summary["unfinished"]:
@@ -466,6 +468,64 @@ def generate_cmd(
                             "or give --unit and --value.") from None
     text = study.sample(model, n=n, prompt=prompt, temperature=temperature, seed=seed, unit=unit, value=value)
     console.print(prompt + text, markup=False, highlight=False)
+
+
+analyze_app = typer.Typer(help="Analyses of finished runs (read from their run directory).", no_args_is_help=True)
+app.add_typer(analyze_app, name="analyze")
+
+
+def _ks(values: list[str] | None) -> list[int] | None:
+    """--k 1,2,4 or --k 1 --k 2 -> [1, 2, 4]; None when not given."""
+    if not values:
+        return None
+    out = []
+    for v in values:
+        for part in v.split(","):
+            if part.strip():
+                try:
+                    out.append(int(part))
+                except ValueError:
+                    raise UserError(f"--k expects integers (e.g. --k 1,2,4), got {part.strip()!r}.") from None
+    return out
+
+
+@analyze_app.command("path")
+def analyze_path(
+    run_dir: Path = typer.Argument(..., help="Run directory of a run that saved snapshots (path.every > 0), or a sweep's groups/gN."),
+    seed: int = typer.Option(0, "--seed", help="Batch row (seed; cell-major in a sweep group) whose CDFs and "
+                             "coordinate paths are drawn."),
+    ks: list[str] | None = typer.Option(None, "--k", help="Directions kept per layer for the rebuilt-policy "
+                                        "returns, e.g. --k 1,2,4 (repeatable; default 1, 2, 4, ... and n)."),
+    out: Path | None = typer.Option(None, "--out", help="Where path.json and the figures go (default RUN_DIR/analysis)."),
+    no_eval: bool = typer.Option(False, "--no-eval", help="Skip evaluating the rebuilt policies (fast)."),
+):
+    """Policy-path analysis ("The Ladder in Chaos", 2024): temporal SVD per layer, detours, rebuilt-policy returns."""
+    from rlx import analyze
+
+    say = lambda m: console.print(m, markup=False, highlight=False)  # noqa: E731
+    r = analyze.path(run_dir, seed=seed, ks=_ks(ks), out=out, evaluate=not no_eval, say=say)
+    runs = f"{r['cells']} cells × {r['seeds']} seeds" if r["cells"] > 1 else f"{r['seeds']} seed(s)"
+    table = Table(title=f"policy path of {r['env']}: {r['snapshots']} snapshots to step {int(r['steps'][-1]):,}; "
+                        f"mean over {runs} (min–max)")
+    for col in analyze.LAYER_COLUMNS:
+        table.add_column(col)
+    for row in analyze.layer_rows(r):
+        table.add_row(*row)
+    console.print(table)
+    console.print("path dims: uncentered θ_1..θ_n as in the paper (its first direction mostly carries θ_0); "
+                  "Δ dims: the displacement θ_t − θ_0. dims@β: fewest directions holding β of the singular values.")
+    ret = r["returns"]
+    if "skipped" in ret:
+        console.print(f"rebuilt-policy returns skipped: {ret['skipped']}", markup=False, highlight=False)
+    else:
+        multi = len(ret["cells"]) > 1
+        rt = Table(title=f"greedy return of θ_T (step {ret['step']:,}) rebuilt from each layer's top-k directions")
+        for col in (["cell"] if multi else []) + ["k", "mean", "95% CI", "per seed"]:
+            rt.add_column(col)
+        for row in analyze.return_rows(r):
+            rt.add_row(*row)
+        console.print(rt)
+    console.print(f"analysis: {r['out']} (path.json, {', '.join(r['figures'])})")
 
 
 def main(argv=None) -> int:
