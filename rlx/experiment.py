@@ -34,6 +34,10 @@ class Experiment:
     # Axes that `rlx sweep` varies: {key: [values]}. A key is a config key or its last part ("lr"); a value may
     # be a dict of settings that go together (its entry under the axis name, if any, labels it).
     grid: dict = field(default_factory=dict)
+    # Statistics per cell that `rlx sweep` adds to its table, results.csv and figures (rlx.sweep.STATS):
+    # "score" (best greedy return over the run), "auc" (mean greedy return over the run), or a metric's
+    # final value, e.g. "srank", "dormant_0.025", "saturated".
+    report: tuple = ()
     path: str = ""  # the module this experiment was loaded from (set by load)
 
     def config(self) -> C.Config:

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from rlx import config as C
 from rlx.errors import UserError
 from rlx.experiment import Experiment
@@ -51,12 +53,22 @@ def _axis_options(exp: Experiment, axis: str, values) -> list[tuple]:
     options = []
     for j, v in enumerate(values):
         if isinstance(v, dict):  # settings that go together, e.g. a chain length and its budget
-            over = {C.resolve_key(k): x for k, x in v.items()}
+            # The entry under the axis name labels the cell; it is a setting too when it names a config key
+            # ("env"), and only a label otherwise ("head": "hadamard_tanh").
+            over = {C.resolve_key(k): x for k, x in v.items() if k != axis or _is_key(k)}
             label = v.get(axis, f"#{j}")
         else:
             over, label = {C.resolve_key(axis): v}, v
         options.append((label, over))
     return options
+
+
+def _is_key(name: str) -> bool:
+    try:
+        C.resolve_key(name)
+    except UserError:
+        return False
+    return True
 
 
 def expand(exp: Experiment, extra: dict | None = None) -> list[Cell]:
@@ -106,6 +118,7 @@ def _spec(exp: Experiment, cells: list[Cell], groups: list[list[int]], seeds: in
         "path": exp.path,
         "seeds": seeds,
         "axes": list(exp.grid),
+        "report": list(exp.report),
         "cells": [{"labels": c.labels, "overrides": c.overrides, "config": C.to_dict(c.cfg)} for c in cells],
         "groups": groups,
     }
@@ -141,6 +154,9 @@ def prepare(exp: Experiment, sweep_dir: Path, seeds: int, extra: dict | None = N
                 f"{sweep_dir} holds a sweep of '{exp.name}' with other cells or seeds (the experiment or the flags "
                 "changed); pass another --name, or the flags it was started with."
             )
+        if old.get("report", []) != spec["report"]:  # what to report is presentation, not the sweep's identity
+            old["report"] = spec["report"]
+            _atomic_write(sweep_dir / SWEEP, _dumps(old, indent=2) + "\n")
         return old
     RunDir(sweep_dir, resume=False)  # checks that the directory is writable, before anything runs
     _atomic_write(sweep_dir / SWEEP, _dumps(spec, indent=2) + "\n")
@@ -202,6 +218,22 @@ def launch(sweep_dir: Path, pending: list[int], launcher: str, devices: int | No
 # Results: per-cell statistics, results.csv, summary.json, figures
 
 
+# Statistics over a run's evaluations; any other report name is a metric's value in the run's last chunk.
+STATS = {
+    "score": ("best greedy return over the run", lambda vals: float(np.max(vals))),
+    "auc": ("mean greedy return over the run", lambda vals: float(np.mean(vals))),
+}
+
+
+def run_stat(rows: list[dict], name: str) -> float:
+    """One seed's statistic from its metric rows (sorted by steps): STATS over eval_return, else the final
+    value of the metric `name` (NaN if the run never recorded it)."""
+    if name in STATS:
+        return STATS[name][1]([r["eval_return"] for r in rows])
+    v = rows[-1].get(name)
+    return float("nan") if v is None else float(v)
+
+
 def cell_results(sweep_dir: Path) -> list[dict]:
     """Per finished cell: labels, final greedy return statistics, episodes to solve, and its metric rows."""
     sweep_dir = Path(sweep_dir)
@@ -229,12 +261,18 @@ def cell_results(sweep_dir: Path) -> list[dict]:
             }
             if "episodes_to_solve" in summaries[pos]:
                 res["episodes_to_solve"] = summaries[pos]["episodes_to_solve"]
+            by_seed = {s: sorted((r for r in mine if r["seed"] == s), key=lambda r: r["steps"]) for s in sorted(final)}
+            res["stats"] = {n: summarize([run_stat(by_seed[s], n) for s in by_seed]) for n in spec.get("report", [])}
             out.append(res)
     return out
 
 
 def _fmt(v) -> str:
     return "—" if v is None else f"{v:.1f}"
+
+
+def _fmt2(v) -> str:  # fractions such as dormant_0.025 need more digits than returns
+    return "—" if v is None else f"{v:.3g}"
 
 
 def report(sweep_dir: Path) -> dict:
@@ -245,11 +283,13 @@ def report(sweep_dir: Path) -> dict:
     spec = _read_spec(sweep_dir)
     results = cell_results(sweep_dir)
     axes = spec.get("axes") or list(spec["cells"][0]["labels"])
+    stats = spec.get("report", [])
     with open(sweep_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         chain = any("episodes_to_solve" in r for r in results)
         w.writerow([*axes, "seeds", "steps", "mean", "iqm", "ci95_low", "ci95_high", "per_seed"]
-                   + (["solved", "median_episodes_to_solve"] if chain else []))  # fmt: skip
+                   + (["solved", "median_episodes_to_solve"] if chain else [])
+                   + [f"{n}_{c}" for n in stats for c in ("mean", "ci95_low", "ci95_high", "per_seed")])  # fmt: skip
         for r in results:
             e = r["eval_return"]
             row = [r["labels"][a] for a in axes] + [len(e["per_seed"]), r["steps"], e["mean"], e["iqm"], *e["ci95"]]
@@ -257,6 +297,9 @@ def report(sweep_dir: Path) -> dict:
             if chain:
                 s = r.get("episodes_to_solve", {})
                 row += [s.get("solved"), s.get("median")]
+            for n in stats:
+                st = r["stats"][n]
+                row += [st["mean"], *st["ci95"], " ".join("nan" if v is None else f"{v:g}" for v in st["per_seed"])]
             w.writerow(row)
     finished = {r["cell"] for r in results}
     summary = {
@@ -270,6 +313,13 @@ def report(sweep_dir: Path) -> dict:
         for axis in axes:
             plots.sweep_curves(results, axis, axes, sweep_dir / f"curves_{_safe(axis)}.png")
         plots.final_returns(results, sweep_dir / "final_return.png", title=spec["experiment"])
+        for n in stats:
+            what = STATS[n][0] if n in STATS else f"final {n}"
+            plots.final_returns(results, sweep_dir / f"{_safe(n)}.png", title=f"{spec['experiment']}: {what}",
+                                value=lambda r, n=n: r["stats"][n], ylabel=f"{n} (mean, 95% CI)")
+            if n not in STATS:
+                for axis in axes:
+                    plots.sweep_curves(results, axis, axes, sweep_dir / f"curves_{_safe(axis)}_{_safe(n)}.png", key=n)
         chain_rows = [
             {"n": int(m.group(1)), "noise": r["noise"], **r["episodes_to_solve"]}
             for r in results
@@ -286,8 +336,9 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def table_rows(summary: dict, axes: list[str]) -> list[list[str]]:
-    """Rows of the terminal table: axis labels, seeds, mean, IQM, CI, per seed (and episodes to solve)."""
+def table_rows(summary: dict, axes: list[str], stats: list[str] = ()) -> list[list[str]]:
+    """Rows of the terminal table: axis labels, seeds, mean, IQM, CI, per seed (and episodes to solve), then
+    each report statistic as mean [95% CI]."""
     out = []
     for c in summary["cells"]:
         e = c["eval_return"]
@@ -297,6 +348,9 @@ def table_rows(summary: dict, axes: list[str]) -> list[list[str]]:
         if "episodes_to_solve" in c:
             s = c["episodes_to_solve"]
             row.append(f"{s['solved']}/{len(s['per_seed'])}, median {_fmt(s['median'])}")
+        for n in stats:
+            st = c["stats"][n]
+            row.append(f"{_fmt2(st['mean'])} [{_fmt2(st['ci95'][0])}, {_fmt2(st['ci95'][1])}]")
         out.append(row)
     return out
 
