@@ -22,12 +22,13 @@ EXPERIMENT = dataclasses.replace(
     set={k: v for k, v in _base.set.items() if not k.startswith("pptb.")},
     grid={
         "env": ["breakout", "spaceinvaders"],
-        "head": [
-            {"head": "relu", "net.activation": "relu", "net.head": "plain"},
-            {"head": "tanh", "net.activation": "tanh", "net.head": "plain"},
-            {"head": "hadamard_tanh", "net.activation": "tanh", "net.head": "hadamard"},
-            {"head": "hadamard_relu", "net.activation": "relu", "net.head": "hadamard"},
-            {"head": "wide_tanh", "net.activation": "tanh", "net.head": "wide"},
+        # "representation" is a label only (not a config key): each entry sets net.activation and net.head
+        "representation": [
+            {"representation": "relu", "net.activation": "relu", "net.head": "plain"},
+            {"representation": "tanh", "net.activation": "tanh", "net.head": "plain"},
+            {"representation": "hadamard_tanh", "net.activation": "tanh", "net.head": "hadamard"},
+            {"representation": "hadamard_relu", "net.activation": "relu", "net.head": "hadamard"},
+            {"representation": "wide_tanh", "net.activation": "tanh", "net.head": "wide"},
         ],
     },
 )

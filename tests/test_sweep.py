@@ -212,3 +212,40 @@ def test_chain_sweep_writes_episodes_to_solve_figure(tmp_path):
     assert [r["env"] for r in rows] == ["chain-4", "chain-6"]
     assert all(r["solved"] in ("0", "1", "2") for r in rows)
     assert (d / "episodes_to_solve.png").stat().st_size > 1000
+
+
+REPORTED = """
+from rlx.experiment import Experiment
+EXPERIMENT = Experiment(
+    name="reported", env="cartpole", seeds=2, steps=2000, report=("score", "auc", "srank"),
+    set={"dqn.learning_starts": 500, "dqn.target_every": 100, "eval.every": 1000, "dqn.buffer_size": 1000,
+         "eval.episodes": 2, "net.hidden": (16,), "diag.batch": 32},
+    grid={"act": [{"act": "relu", "net.activation": "relu"}, {"act": "tanh", "net.activation": "tanh"}]},
+)
+"""
+
+
+def test_report_statistics_and_label_only_grid_keys(tmp_path, capsys):
+    mod = tmp_path / "reported.py"
+    mod.write_text(REPORTED)
+    cells = sweep.expand(load(str(mod)))
+    assert [c.labels for c in cells] == [{"act": "relu"}, {"act": "tanh"}]
+    assert [c.cfg.net.activation for c in cells] == ["relu", "tanh"]  # "act" is no config key: only a label
+    assert main(["sweep", str(mod), "--out", str(tmp_path), "--name", "r"]) == 0
+    out = capsys.readouterr().out
+    assert "score [95% CI]" in out and "srank [95% CI]" in out
+    d = tmp_path / "r"
+    rows = _csv(d / "results.csv")
+    summary = json.loads((d / "summary.json").read_text())
+    for row, cell in zip(rows, summary["cells"], strict=True):
+        metrics = RunDir(sweep.group_dir(d, cell["group"]), resume=True).read_metrics()
+        per_seed = {s: [m for m in metrics if m["seed"] == s] for s in (0, 1)}
+        score = [max(m["eval_return"] for m in ms) for ms in per_seed.values()]
+        auc = [sum(m["eval_return"] for m in ms) / len(ms) for ms in per_seed.values()]
+        srank = [ms[-1]["srank"] for ms in per_seed.values()]
+        assert cell["stats"]["score"]["per_seed"] == pytest.approx(score)
+        assert cell["stats"]["auc"]["per_seed"] == pytest.approx(auc)
+        assert cell["stats"]["srank"]["per_seed"] == srank
+        assert float(row["score_mean"]) == pytest.approx(sum(score) / 2)
+    for f in ("score.png", "auc.png", "srank.png", "curves_act_srank.png"):
+        assert (d / f).exists()
