@@ -5,7 +5,7 @@ MinAtar baseline network (conv 16x3x3, dense 128), 6 seeds per cell, at a CPU-si
 steps (the MinAtar baselines train for 5M frames: these are early-training numbers, not final scores).
 Score = best greedy-evaluation return over the run, AUC = mean greedy return over the run's evaluations
 (every 10k steps). PPTB every 2,500 updates over the last 10 snapshots (one per target period), keeping
-k = 2 directions per layer and boosting by c_b = 0.5; docs/pptb.md has what exactly runs.
+k = 2 directions per layer and boosting by c_b = 0.5; docs/dynamics.md has what exactly runs.
 
 `rlx sweep minatar_pptb` runs all 6 programs; `rlx show minatar_pptb` lists them.
 """

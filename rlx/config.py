@@ -108,7 +108,7 @@ class LangevinConfig:
     sqrt(2·lr/beta)·F^(-1/2)·xi to the parameters, F a running mean of squared gradients (diagonal Fisher)."""
 
     # inverse temperature: larger is less noise. At 1e5 the median noise per update is about 5x the Adam step on
-    # CartPole (1e4: 35x, and the parameters' RMS tripled in 5k updates); see docs/langevin.md
+    # CartPole (1e4: 35x, and the parameters' RMS tripled in 5k updates); see docs/dynamics.md
     beta: float = 1e5
     decay: float = 0.99  # weight of the past in the running mean of squared gradients
     # added to F before the inverse square root: caps the noise of parameters whose gradient is 0 (dead ReLUs)
@@ -134,7 +134,7 @@ class PathConfig:
 
 @dataclass(frozen=True)
 class PPTBConfig:
-    """Policy Path Trimming and Boosting (Tang et al. 2024); see docs/pptb.md for exactly what runs."""
+    """Policy Path Trimming and Boosting (Tang et al. 2024); see docs/dynamics.md for exactly what runs."""
 
     enabled: bool = False
     every: int = 2_500  # T_p: gradient updates between applications

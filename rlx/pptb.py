@@ -4,7 +4,7 @@ Every `pptb.every / pptb.window` gradient updates the current parameters join a 
 snapshots; every `pptb.every` updates (once the ring is full and learning has started) each layer — a flax
 module, its leaves flattened into one row — is replaced by `diagnostics.trim_boost` of its (window, m) path:
 the top-k reconstruction of the current row plus `boost` times the latest change of the major coordinates.
-docs/pptb.md says exactly what runs and why.
+docs/dynamics.md says exactly what runs and why.
 """
 
 from __future__ import annotations
