@@ -155,6 +155,10 @@ def test_snapshots_hold_the_path_and_resume_drops_the_ones_after_the_checkpoint(
     restored = ocp.CheckpointManager(run.checkpoint_dir.absolute()).restore(2000)
     kernel = np.asarray(restored["state"]["params"]["params"]["Dense_0"]["kernel"])
     np.testing.assert_array_equal(last["params/Dense_0/kernel"][:, -1], kernel)
+    # what the writer wrote, the analysis reads (5 snapshots: θ_0 and every 500 steps)
+    assert main(["analyze", "path", str(run.path), "--no-eval"]) == 0
+    report = json.loads((run.path / "analysis" / "path.json").read_text())
+    assert report["snapshots"] == 5 and report["seeds"] == 2
     (run.path / "path" / "0000003000.npz").write_bytes(files[-1].read_bytes())  # as if written after a crash
     runner.truncate_snapshots(run.path, 2000)
     assert not (run.path / "path" / "0000003000.npz").exists() and files[-1].exists()
