@@ -20,12 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_rlx(seeds: int, steps: int, extra: list[str], cache: str = "off") -> dict:
-    """`rlx train cartpole --noise eps` at the anchor settings (experiments/cartpole.py) in a subprocess."""
+def run_rlx(seeds: int, steps: int, extra: list[str], cache: str = "off", experiment: str = "cartpole") -> dict:
+    """`rlx train --experiment cartpole` (the anchor settings) or another experiment, in a subprocess."""
     env = {**os.environ, "RLX_COMPILE_CACHE": cache}
     with tempfile.TemporaryDirectory() as out:
         cmd = [
-            sys.executable, "-m", "rlx.cli", "train", "--experiment", "cartpole",
+            sys.executable, "-m", "rlx.cli", "train", "--experiment", experiment,
             "--seeds", str(seeds), "--steps", str(steps), "--out", out, "--name", "bench", *extra,
         ]  # fmt: skip
         t = time.perf_counter()
@@ -135,20 +135,40 @@ def bench_lm(hidden: int, batch: int, window: int, updates: int = 20, chunks: in
     return rate
 
 
+def bench_dynamics(steps: int = 20_000, seeds: int = 6) -> None:
+    """What the learning-dynamics tools cost: MinAtar Breakout at the minatar_pptb settings, one chunk per
+    10k steps, each variant's wall time (compile excluded) against the same run without it."""
+    print(f"learning-dynamics tools, MinAtar Breakout (experiments/minatar_pptb.py), {steps:,} steps x {seeds} seeds")
+    base = ["--set", "eval.every=10000"]
+    variants = [
+        ("diagnostics off", ["--set", "diag.enabled=false"]),
+        ("diagnostics on (default)", []),
+        ("+ pptb.enabled=true", ["--set", "pptb.enabled=true"]),
+        ("+ path.every=250 (a snapshot per target period)", ["--set", "path.every=250"]),
+        ("+ net.head=hadamard, tanh", ["--set", "net.head=hadamard", "--set", "net.activation=tanh"]),
+    ]
+    runs = [(name, run_rlx(seeds, steps, base + extra, experiment="minatar_pptb")) for name, extra in variants]
+    ref = runs[0][1]["wall"] - runs[0][1]["compile"]
+    for name, r in runs:
+        run_s = r["wall"] - r["compile"]
+        print(f"  {name:48s} run {run_s:6.1f} s (compile {r['compile']:4.1f} s)  {run_s / ref:5.2f}x diagnostics off")
+    print()
+
+
 def main() -> None:
     """Print the benchmark tables and the ratios."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=500_000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--sweep-steps", type=int, default=100_000, help="steps per run in the sweep benchmark")
-    ap.add_argument("--part", nargs="+", choices=["dqn", "sweep", "seeds", "lm"], default=None,
-                    help="what to run (default: lm, dqn and sweep; seeds too on a GPU)")  # fmt: skip
+    ap.add_argument("--part", nargs="+", choices=["dqn", "sweep", "seeds", "lm", "dynamics"], default=None,
+                    help="what to run (default: lm, dynamics, dqn and sweep; seeds too on a GPU)")  # fmt: skip
     args = ap.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
     import jax
 
     platform_name = jax.devices()[0].platform
-    parts = args.part or ["lm", "dqn", "sweep"] + (["seeds"] if platform_name == "gpu" else [])
+    parts = args.part or ["lm", "dynamics", "dqn", "sweep"] + (["seeds"] if platform_name == "gpu" else [])
     print(f"jax {jax.__version__} on {platform_name}\n")
     if "lm" in parts:
         print("sentiment LM training throughput (bytes per second per seed)")
@@ -156,6 +176,8 @@ def main() -> None:
         if platform_name == "gpu":
             bench_lm(4096, 128, 256)  # the paper's model and batch
         print()
+    if "dynamics" in parts:
+        bench_dynamics()
     if "sweep" in parts:
         bench_sweep(args.sweep_steps)
     if "seeds" in parts:
