@@ -59,6 +59,17 @@ class NoisyDense(nn.Module):
 ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh}
 
 
+def dense_layer(noisy: bool, sigma0: float):
+    """The Dense class the Q-networks build: NoisyDense with σ0 when noisy, else nn.Dense."""
+    return functools.partial(NoisyDense, sigma0=sigma0) if noisy else nn.Dense
+
+
+def leaf_names(tree) -> list[str]:
+    """"/"-joined key paths of a params pytree's leaves, in leaf order ("params/Dense_0/kernel")."""
+    return ["/".join(str(getattr(p, "key", getattr(p, "name", p))) for p in path)
+            for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
 def wide_width(width: int, fan_in: int, num_actions: int) -> int:
     """Width of a plain layer with as many parameters (with the output layer after it) as a hadamard layer of
     `width`: (p+1)·w' + (w'+1)·A = 2·(p+1)·w + (w+1)·A, rounded."""
@@ -113,28 +124,23 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        dense = functools.partial(NoisyDense, sigma0=self.noisy_sigma0) if self.noisy else nn.Dense
         x = x.reshape(x.shape[: x.ndim - self.obs_ndim] + (-1,))
+        return self.q_head(x)
+
+    def q_head(self, x):
+        """The hidden stack and the output layer over features (called from a compact __call__)."""
+        dense = dense_layer(self.noisy, self.noisy_sigma0)
         x = hidden_stack(self, x, self.hidden, self.num_actions, dense=dense, activation=self.activation,
                          head=self.head, layer_norm=self.layer_norm)
         return dense(self.num_actions)(x)
 
 
-class MinAtarCNN(nn.Module):
+class MinAtarCNN(MLP):
     """The MinAtar baseline network (Young & Tian 2019) over (..., 10, 10, C) grids: conv 16x3x3/1 (valid,
-    ReLU), then the hidden Dense layers (128 in the baseline) and the output layer."""
-
-    hidden: Sequence[int]
-    num_actions: int
-    layer_norm: bool = False
-    noisy: bool = False
-    noisy_sigma0: float = 0.5
-    activation: str = "relu"
-    head: str = "plain"
+    ReLU), then the MLP's hidden Dense layers (128 in the baseline) and output layer (obs_ndim is unused)."""
 
     @nn.compact
     def __call__(self, x):
-        dense = functools.partial(NoisyDense, sigma0=self.noisy_sigma0) if self.noisy else nn.Dense
         lead = x.shape[:-3]
         x = x.reshape((-1,) + x.shape[-3:]).astype(jnp.float32)
         # The 3x3 convolution as patches @ kernel: under vmap over seeds XLA's CPU convolution (one kernel per
@@ -146,9 +152,7 @@ class MinAtarCNN(nn.Module):
             x = nn.LayerNorm()(x)
         x = nn.relu(x)
         self.sow("intermediates", "c0", x)
-        x = hidden_stack(self, x.reshape(x.shape[0], -1), self.hidden, self.num_actions, dense=dense,
-                         activation=self.activation, head=self.head, layer_norm=self.layer_norm)
-        return dense(self.num_actions)(x).reshape(lead + (self.num_actions,))
+        return self.q_head(x.reshape(x.shape[0], -1)).reshape(lead + (self.num_actions,))
 
 
 class NatureCNN(nn.Module):
@@ -165,7 +169,7 @@ class NatureCNN(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        dense = functools.partial(NoisyDense, sigma0=self.noisy_sigma0) if self.noisy else nn.Dense
+        dense = dense_layer(self.noisy, self.noisy_sigma0)
         lead = x.shape[:-3]
         # channels-first uint8 frames -> NHWC floats in [0, 1]
         x = jnp.moveaxis(x.reshape((-1,) + x.shape[-3:]), 1, -1).astype(jnp.float32) / 255.0

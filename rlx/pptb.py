@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from rlx import diagnostics
+from rlx.nets import leaf_names
 
 
 class PPTBState(NamedTuple):
@@ -26,10 +27,9 @@ class PPTBState(NamedTuple):
 
 def layers(params) -> list[tuple[tuple, list[int]]]:
     """(module path, indices of its leaves in tree_leaves order) per flax module, in pytree order."""
-    paths = [tuple(str(getattr(p, "key", p)) for p in path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
     groups: dict[tuple, list[int]] = {}
-    for i, path in enumerate(paths):
-        groups.setdefault(path[:-1], []).append(i)
+    for i, name in enumerate(leaf_names(params)):
+        groups.setdefault(tuple(name.split("/")[:-1]), []).append(i)
     return list(groups.items())
 
 

@@ -21,6 +21,7 @@ from rlx import config as C
 from rlx import envs, plots
 from rlx.agents import dqn, pqn
 from rlx.errors import UserError
+from rlx.nets import leaf_names
 from rlx.results import RunDir, summarize
 
 
@@ -125,18 +126,15 @@ def _probe_program(env: str, n: int):
 PATH_DIR = "path"
 
 
-def _leaf_name(path) -> str:
-    return "/".join(str(getattr(p, "key", getattr(p, "name", p))) for p in path)
-
-
 def write_snapshots(run_path: Path, steps: list[int], snaps) -> None:
     """Write one chunk's parameter snapshots as path/{last step}.npz: "steps" (k,) and, per params leaf,
     (batch, k, *leaf shape) float32 (the format `rlx analyze path` reads). Written atomically."""
     folder = run_path / PATH_DIR
     folder.mkdir(exist_ok=True)
+    snaps = jax.device_get(snaps)
     arrays = {"steps": np.asarray(steps, np.int64)}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(snaps))[0]:
-        arrays[_leaf_name(path)] = np.asarray(leaf, np.float32)
+    arrays.update({name: np.asarray(leaf, np.float32) for name, leaf in zip(leaf_names(snaps), jax.tree.leaves(snaps),
+                                                                             strict=True)})
     tmp = folder / f".{steps[-1]:010d}.tmp.npz"
     np.savez(tmp, **arrays)
     tmp.replace(folder / f"{steps[-1]:010d}.npz")

@@ -54,7 +54,7 @@ def _axis_options(exp: Experiment, axis: str, values) -> list[tuple]:
     for j, v in enumerate(values):
         if isinstance(v, dict):  # settings that go together, e.g. a chain length and its budget
             # The entry under the axis name labels the cell; it is a setting too when it names a config key
-            # ("env"), and only a label otherwise ("head": "hadamard_tanh").
+            # ("env"), and only a label otherwise ("representation": "hadamard_tanh").
             over = {C.resolve_key(k): x for k, x in v.items() if k != axis or _is_key(k)}
             label = v.get(axis, f"#{j}")
         else:
