@@ -182,7 +182,7 @@ def _evaluator(cfgs, seeds: int, steps: int):
     """returns(flat_params) -> per-row mean greedy return, or (None, reason) when the env cannot be run here."""
     import jax
 
-    from rlx import envs, runner
+    from rlx import envs, loop, runner
     from rlx.agents import dqn, pqn
 
     cfg = cfgs[0]
@@ -192,7 +192,7 @@ def _evaluator(cfgs, seeds: int, steps: int):
     agent = (pqn if cfg.agent == "pqn" else dqn).make_train(cfg, spec)
     evaluate = jax.jit(jax.vmap(agent.evaluate))
     # The keys the runner evaluated θ_T with at the last snapshot's step: the same episodes for every k.
-    keys = jax.numpy.concatenate([runner.seed_keys(c, seeds) for c in cfgs])
+    keys = jax.numpy.concatenate([loop.seed_keys(c, seeds) for c in cfgs])
     ek = runner.eval_keys(keys, int(steps))
 
     def returns(flat):

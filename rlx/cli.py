@@ -87,10 +87,10 @@ def train(
     experiment: str | None = typer.Option(None, "--experiment", help="Experiment module: a name from experiments/ or a path to a .py file."),
 ):
     """Train a DQN-family agent on ENV for several seeds at once and print the greedy-evaluation table."""
-    from rlx import runner
+    from rlx import loop, runner
     from rlx.results import RunDir
 
-    runner.enable_compile_cache()
+    loop.enable_compile_cache()
     cfg, n_seeds, flags, seeds_given = _resolve(env, noise, seeds, steps, sets, experiment, agent)
     path = _run_dir(out, name, f"{cfg.env}-{cfg.noise}", resume)
     run_dir = RunDir(path, resume=resume)
@@ -112,7 +112,7 @@ def train(
         summary = _with_progress(
             cfg.steps, lambda on_chunk: runner.train(cfg, n_seeds, run_dir, resume=resume, on_chunk=on_chunk)
         )
-    except runner.Interrupted as e:
+    except loop.Interrupted as e:
         err_console.print(f"rlx: {e}; continue with `rlx train {cfg.env} --resume --name {path.name} --out {out}`")
         raise typer.Exit(130) from None
     _print_summary(summary, path)
@@ -266,7 +266,7 @@ def sweep_cmd(
                                  "one job per program, shared filesystem) or submitit-local (the same, as local processes)."),
 ):
     """Run an experiment's grid: cells batched into the fewest programs; started again, it resumes."""
-    from rlx import runner, sweep
+    from rlx import loop, sweep
 
     if launcher not in sweep.LAUNCHERS:
         raise UserError(f"unknown launcher '{launcher}'; choose one of {', '.join(sweep.LAUNCHERS)}.")
@@ -289,7 +289,7 @@ def sweep_cmd(
                 _with_progress(steps, lambda on_chunk, g=g: sweep.run_group(path, g, devices, on_chunk))
         else:
             sweep.launch(path, pending, launcher, devices)
-    except runner.Interrupted:
+    except loop.Interrupted:
         sweep.report(path)
         err_console.print(f"rlx: sweep interrupted; finished cells are in {path}. Continue with the same command.")
         raise typer.Exit(130) from None
@@ -368,11 +368,11 @@ def probe_sentiment(
     resume: bool = typer.Option(False, "--resume", help="Continue the LM training of --out/--name from its checkpoint."),
 ):
     """Train a byte-level mLSTM LM, find its sentiment unit with an L1 probe, and compare with the controls."""
-    from rlx import runner
+    from rlx import loop
     from rlx.results import RunDir
     from rlx.sentiment import lm, study
 
-    runner.enable_compile_cache()
+    loop.enable_compile_cache()
     cfg, exp = _lm_config(experiment, hidden, steps, sets)
     n_seeds = seeds if seeds is not None else exp.seeds
     n_reps = reps if reps is not None else exp.reps
@@ -407,7 +407,7 @@ def probe_sentiment(
 
     try:
         summary = go() if model else _with_progress(cfg.steps, go, unit="updates", progress=_bits_per_byte)
-    except runner.Interrupted as e:
+    except loop.Interrupted as e:
         err_console.print(f"rlx: {e}; continue with `rlx probe-sentiment --resume --name {path.name} --out {out}`")
         raise typer.Exit(130) from None
     _print_sentiment(summary, path)

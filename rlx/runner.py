@@ -18,19 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlx import config as C
-from rlx import envs, plots
+from rlx import envs, loop, plots
 from rlx.agents import dqn, pqn
 from rlx.errors import UserError
 from rlx.nets import leaf_names
 from rlx.results import RunDir, summarize
-
-
-class Interrupted(Exception):
-    """Ctrl-C during training; the last complete chunk is checkpointed."""
-
-    def __init__(self, steps: int, run_dir: Path):
-        super().__init__(f"interrupted at {steps} steps; checkpoint saved in {run_dir}")
-        self.steps, self.run_dir = steps, run_dir
 
 
 @dataclass
@@ -55,41 +47,10 @@ class Compiled:
         return self._chunks[num_blocks]
 
 
-def enable_compile_cache() -> None:
-    """Persist compiled programs across runs (RLX_COMPILE_CACHE=DIR, or off); re-runs skip most compiling."""
-    import os
-
-    where = os.environ.get("RLX_COMPILE_CACHE", str(Path.home() / ".cache" / "rlx" / "jax"))
-    if where.lower() in ("", "0", "off", "false", "no"):
-        return
-    jax.config.update("jax_compilation_cache_dir", where)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-
-
-def seed_keys(cfg, seeds: int):
-    """One PRNG key per seed, independent of how many seeds run together."""
-    base = jax.random.PRNGKey(cfg.seed)
-    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(seeds))
-
-
 def eval_keys(keys, steps: int):
     """Greedy-evaluation keys for each seed at a given step; never reused by training."""
     tag = jnp.uint32(0x5EED)
     return jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, tag), steps))(keys)
-
-
-def seed_sharding(seeds: int, max_devices: int | None = None):
-    """Shard the leading batch axis (cells x seeds) over as many local devices as divide it, at most
-    max_devices (CPU cores count as devices)."""
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-    devices = jax.local_devices()
-    if max_devices is not None:
-        if max_devices <= 0:
-            raise UserError(f"--devices must be positive, got {max_devices}.")
-        devices = devices[:max_devices]
-    n = max(k for k in range(1, len(devices) + 1) if seeds % k == 0)
-    return NamedSharding(Mesh(np.array(devices[:n]), ("seed",)), PartitionSpec("seed"))
 
 
 def batch_hparams(cfg, seeds: int):
@@ -150,75 +111,6 @@ def truncate_snapshots(run_path: Path, max_step: int) -> None:
             f.unlink()
 
 
-class _StopOnCtrlC:
-    """First Ctrl-C: finish and save the chunk in flight, then stop. A second one aborts at once.
-
-    A KeyboardInterrupt raised inside orbax's background save threads would leave a torn checkpoint,
-    and the compiled chunk cannot be interrupted anyway, so the loop polls this flag between chunks.
-    """
-
-    def __init__(self):
-        self.requested = False
-        self._previous = None
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        import sys
-
-        print("rlx: Ctrl-C: stopping after the current chunk is saved (Ctrl-C again to abort)", file=sys.stderr)
-
-    def __enter__(self):
-        import signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        import signal
-
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        return False
-
-
-def checkpointer(path: Path):
-    """An orbax manager for path (created on first save), keeping the last two checkpoints."""
-    import orbax.checkpoint as ocp
-
-    opts = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
-    return ocp.CheckpointManager(path.absolute(), options=opts)
-
-
-def _save(mngr, steps: int, state, meta: dict):
-    import orbax.checkpoint as ocp
-
-    mngr.save(steps, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
-
-
-def restore_latest(mngr, abstract_state, run_dir: Path):
-    """Latest checkpoint as (steps, state, meta); a clear UserError when it is unreadable or mismatched."""
-    import orbax.checkpoint as ocp
-
-    step = mngr.latest_step()
-    if step is None:
-        return 0, None, {}
-    try:
-        restored = mngr.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore())
-        )
-    except Exception as e:  # orbax raises many types for corrupt or mismatched trees
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise UserError(
-            f"cannot resume from {run_dir}/checkpoints/{step}: checkpoint is corrupt or does not match the config "
-            f"({first}). Start a fresh run with a new --name."
-        ) from None
-    return int(step), restored["state"], dict(restored["meta"])
-
-
 def episodes_to_solve(solved_at) -> dict:
     """Per-seed episode at which the greedy policy completed its optimal streak (None: never), the count
     solved, and the median over all seeds with unsolved seeds counted as never (None if most never did)."""
@@ -238,31 +130,6 @@ def _rows(metrics: dict, eval_returns, steps: int, chunk: int, seeds: int, cells
         row["eval_return"] = float(np.mean(eval_returns[b]))
         rows.append(row)
     return rows
-
-
-def run_chunks(mngr, run_path: Path, state, steps_done: int, total: int, chunk: Callable,
-               on_chunk: Callable | None = None):
-    """The one training loop (RL agents and the sentiment LM): state, steps_done, meta, rows = chunk(state,
-    steps_done) until total; after each chunk the state and meta are checkpointed, then on_chunk(steps_done,
-    rows) reports it. Ctrl-C stops once the chunk in flight is saved and raises Interrupted; the manager is
-    closed either way. Returns (state, steps_done)."""
-    stop = _StopOnCtrlC()
-    try:
-        with stop:
-            while steps_done < total:
-                state, steps_done, meta, rows = chunk(state, steps_done)
-                _save(mngr, steps_done, state, meta)
-                if on_chunk is not None:
-                    on_chunk(steps_done, rows)
-                if stop.requested and steps_done < total:
-                    raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        mngr.wait_until_finished()
-        mngr.close()
-        raise Interrupted(steps_done, run_path) from None
-    mngr.wait_until_finished()
-    mngr.close()
-    return state, steps_done
 
 
 def train(cfg: C.Config, seeds: int, run_dir: RunDir, *, resume: bool = False, on_chunk: Callable | None = None,
@@ -288,8 +155,8 @@ def train_cells(cfgs: list[C.Config], seeds: int, run_dir: RunDir, *, resume: bo
     batch = len(cfgs) * seeds
     prog = compile_agent(cfg, spec, batch)
     # Host envs (Atari) step all seeds' emulators in one call from one device.
-    sharding = seed_sharding(batch, 1 if spec.kind != "gymnax" else devices)
-    keys = jnp.concatenate([seed_keys(c, seeds) for c in cfgs])
+    sharding = loop.seed_sharding(batch, 1 if spec.kind != "gymnax" else devices)
+    keys = jnp.concatenate([loop.seed_keys(c, seeds) for c in cfgs])
     hp = jax.tree.map(lambda *xs: jnp.concatenate(xs), *[batch_hparams(c, seeds) for c in cfgs])
     keys, hp = jax.device_put((keys, hp), sharding)
     t = time.perf_counter()
@@ -303,10 +170,10 @@ def train_cells(cfgs: list[C.Config], seeds: int, run_dir: RunDir, *, resume: bo
     evaluate = prog.evaluate.lower(abstract.params, keys).compile()
     prog.compile_seconds += time.perf_counter() - t
 
-    mngr = checkpointer(run_dir.checkpoint_dir)
+    mngr = loop.checkpointer(run_dir.checkpoint_dir)
     steps_done, state, meta = (0, None, {})
     if resume:
-        steps_done, state, meta = restore_latest(mngr, abstract, run_dir.path)
+        steps_done, state, meta = loop.restore_latest(mngr, abstract, run_dir.path)
         run_dir.truncate_metrics(steps_done)
         truncate_snapshots(run_dir.path, steps_done)
     if state is None:
@@ -343,7 +210,7 @@ def train_cells(cfgs: list[C.Config], seeds: int, run_dir: RunDir, *, resume: bo
         run_dir.append_metrics(rows)
         return state, steps_done, {"steps": steps_done, "wall_seconds": prior_wall + time.perf_counter() - wall0}, rows
 
-    state, steps_done = run_chunks(mngr, run_dir.path, state, steps_done, cfg.steps, chunk, on_chunk)
+    state, steps_done = loop.run_chunks(mngr, run_dir.path, state, steps_done, cfg.steps, chunk, on_chunk)
     eval_returns = last["eval"]
     if eval_returns is None:  # resumed a finished run: evaluate the restored parameters once more
         eval_returns = np.asarray(evaluate(state.params, eval_keys(keys, steps_done)))

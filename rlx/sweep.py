@@ -178,7 +178,7 @@ def run_group(sweep_dir, g: int, devices: int | None = None, on_chunk: Callable 
 
     Module-level and picklable: the slurm launcher runs it in a job.
     """
-    from rlx import runner
+    from rlx import loop, runner
 
     sweep_dir = Path(sweep_dir)
     spec = _read_spec(sweep_dir)
@@ -190,7 +190,7 @@ def run_group(sweep_dir, g: int, devices: int | None = None, on_chunk: Callable 
     run_dir = RunDir(path, resume=resume)
     if not resume:
         run_dir.write_config({"configs": [C.to_dict(c) for c in cfgs], "seeds": spec["seeds"], "cells": spec["groups"][g]})
-    runner.enable_compile_cache()
+    loop.enable_compile_cache()
     summaries = runner.train_cells(cfgs, spec["seeds"], run_dir, resume=resume, on_chunk=on_chunk, devices=devices)
     if len(cfgs) == 1:  # train_cells writes a single cell's summary flat; a sweep always reads "cells"
         run_dir.write_summary({"cells": summaries})

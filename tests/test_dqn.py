@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlx import config as C
-from rlx import envs, runner
+from rlx import envs, loop, runner
 from rlx.agents import dqn
 from rlx.nets import MLP
 
@@ -101,7 +101,7 @@ def test_seeds_differ_and_vmapped_programs_learn_something():
     cfg = _small_cfg()
     spec = envs.make(cfg.env)
     prog = runner.compile_agent(cfg, spec, 3)
-    keys, hp = runner.seed_keys(cfg, 3), runner.batch_hparams(cfg, 3)
+    keys, hp = loop.seed_keys(cfg, 3), runner.batch_hparams(cfg, 3)
     state = prog.init(keys, hp)
     state, m, _ = prog.chunk(state, hp, jnp.int32(0), 4)
     p = np.asarray(state.params["params"]["Dense_0"]["kernel"])

@@ -108,7 +108,7 @@ def test_seeds_differ_and_the_same_seed_repeats(tmp_path):
 
 
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
-    from rlx.runner import Interrupted
+    from rlx.loop import Interrupted
 
     full = _train(tmp_path, "full", seeds=1, steps=9)
     cfg = lm.LMConfig(hidden=16, batch=4, window=8, steps=9, chunk=3)

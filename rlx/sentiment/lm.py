@@ -4,7 +4,7 @@
 loaded whole). Each window of `window` bytes continues where the last one stopped and the (c, h) state is
 carried across windows. All seeds read the same stream and differ in their initialisation. `steps` counts
 optimizer updates here (an update consumes batch × window bytes per seed). The chunked loop is
-rlx.runner.run_chunks, the same loop as the RL agents', so Ctrl-C, checkpoints and resume behave alike.
+rlx.loop.run_chunks, the same loop as the RL agents', so Ctrl-C, checkpoints and resume behave alike.
 """
 
 from __future__ import annotations
@@ -240,10 +240,10 @@ def make_train(cfg: LMConfig):
 
 def seed_states(cfg: LMConfig, seeds: int):
     """(per-seed keys, the abstract stacked LMState) sharded over devices: what init starts and restore fills."""
-    from rlx import runner
+    from rlx import loop
 
-    sharding = runner.seed_sharding(seeds)
-    keys = jax.device_put(runner.seed_keys(cfg, seeds), sharding)
+    sharding = loop.seed_sharding(seeds)
+    keys = jax.device_put(loop.seed_keys(cfg, seeds), sharding)
     shapes = jax.eval_shape(jax.vmap(make_train(cfg)[0]), keys)
     return keys, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
 
@@ -252,7 +252,7 @@ def train(cfg: LMConfig, corpus: Path, run_dir, seeds: int = 1, *, resume: bool 
           on_chunk: Callable | None = None) -> dict:
     """Train `seeds` language models on the corpus file for cfg.steps updates; returns the per-seed parameters
     (stacked on a leading seed axis) and the training summary. Metrics rows go to run_dir/metrics.jsonl."""
-    from rlx import runner
+    from rlx import loop
 
     cfg.check()
     if seeds <= 0:
@@ -263,10 +263,10 @@ def train(cfg: LMConfig, corpus: Path, run_dir, seeds: int = 1, *, resume: bool 
     init_v = jax.jit(jax.vmap(init))
     chunk_v = jax.jit(jax.vmap(chunk, in_axes=(0, None)), donate_argnums=0)
     streams = ByteStreams(corpus, cfg.batch, cfg.window)
-    mngr = runner.checkpointer(run_dir.checkpoint_dir)
+    mngr = loop.checkpointer(run_dir.checkpoint_dir)
     steps_done, state, meta = 0, None, {}
     if resume:
-        steps_done, state, meta = runner.restore_latest(mngr, abstract, run_dir.path)
+        steps_done, state, meta = loop.restore_latest(mngr, abstract, run_dir.path)
         run_dir.truncate_metrics(steps_done)
         if state is not None:
             streams.seek(meta["streams"])
@@ -289,7 +289,7 @@ def train(cfg: LMConfig, corpus: Path, run_dir, seeds: int = 1, *, resume: bool 
         return state, steps_done, meta, rows
 
     try:
-        state, steps_done = runner.run_chunks(mngr, run_dir.path, state, steps_done, cfg.steps, one_chunk, on_chunk)
+        state, steps_done = loop.run_chunks(mngr, run_dir.path, state, steps_done, cfg.steps, one_chunk, on_chunk)
     finally:
         streams.close()
     if last["bpb"] is None:  # a finished run resumed: take its last training loss from the metrics

@@ -23,7 +23,7 @@ _TRACE_REVIEWS = 3
 
 def load_model(run: Path) -> tuple[lm.LMConfig, int, object]:
     """(config, seeds, stacked params) of a language model trained by an earlier `rlx probe-sentiment`."""
-    from rlx import runner
+    from rlx import loop
     from rlx.results import RunDir
 
     run = Path(run)
@@ -36,8 +36,8 @@ def load_model(run: Path) -> tuple[lm.LMConfig, int, object]:
         raise UserError(f"{run}: not a language-model run (config.json has no 'lm'); give a probe-sentiment run.")
     cfg, seeds = lm.config_from(saved["lm"]), int(saved.get("seeds", 1))
     _, abstract = lm.seed_states(cfg, seeds)
-    mngr = runner.checkpointer(run / "checkpoints")
-    steps, state, _ = runner.restore_latest(mngr, abstract, run)
+    mngr = loop.checkpointer(run / "checkpoints")
+    steps, state, _ = loop.restore_latest(mngr, abstract, run)
     mngr.close()
     if state is None:
         raise UserError(f"{run}: no checkpoint in {run / 'checkpoints'}; train it first (or --resume it).")
