@@ -34,7 +34,7 @@ def test_preprocessing_gives_uint8_frame_stacks_and_seeded_noop_starts():
     _, _, again = jax.jit(lambda k: atari.reset(k, role="test-reset"))(keys)
     assert np.array_equal(np.asarray(frames), np.asarray(again))
     spec = envs.make("pong")
-    assert spec.obs_shape == (4, 84, 84) and spec.num_actions == 6 and spec.clip_reward and spec.kind == "atari"
+    assert spec.obs_shape == (4, 84, 84) and spec.num_actions == 6 and spec.clip_reward and spec.host_stepped
 
 
 def test_seeds_vmapped_over_one_shared_vector_env():
@@ -94,7 +94,7 @@ def test_pqn_on_pong_runs_with_every_noise(tmp_path, capsys, noise):
     args = [
         "train", "pong", "--agent", "pqn", "--noise", noise, "--seeds", "2", "--steps", "128",
         "--set", "pqn.num_envs=4", "--set", "pqn.rollout=16", "--set", "pqn.minibatches=2", "--set", "pqn.epochs=1",
-        "--set", "eval.every=64", "--set", "eval.episodes=1", "--set", "dqn.optimizer=radam",
+        "--set", "eval.every=64", "--set", "eval.episodes=1", "--set", "optim.name=radam",
         "--out", str(tmp_path), "--name", noise,
     ]  # fmt: skip
     assert main(args) == 0, capsys.readouterr().err

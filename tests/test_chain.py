@@ -13,11 +13,11 @@ from rlx.envs.chain import optimal_return, random_policy_reach_prob
 
 def rollout(spec, actions, key):
     """Run one episode from reset with a fixed action sequence; returns the stacked StepOuts."""
-    obs, state = envs.reset(spec, key)
+    obs, state = spec.reset(key)
 
     def body(state, xs):
         k, a = xs
-        out = envs.step(spec, k, state, a)
+        out = spec.step(k, state, a)
         return out.state, out
 
     keys = jax.random.split(key, actions.shape[0])
@@ -72,7 +72,7 @@ def test_observation_start_and_time_limit():
     n = 5
     spec = envs.make(f"chain-{n}")
     assert spec.obs_shape == (n,) and spec.num_actions == 2 and spec.max_steps == n + 9
-    obs, _ = envs.reset(spec, jax.random.key(0))
+    obs, _ = spec.reset(jax.random.key(0))
     assert obs.dtype == jnp.float32
     np.testing.assert_array_equal(obs, [1, 1, 0, 0, 0])  # starts at s2
 

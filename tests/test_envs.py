@@ -34,9 +34,9 @@ def batch_step(spec, batch=3, run=True):
     """Reset and step `batch` envs under jit+vmap with distinct keys and actions."""
     call = (lambda f, *a: f(*a)) if run else jax.eval_shape
     keys = jax.random.split(jax.random.key(0), batch)
-    obs, states = call(jax.jit(jax.vmap(lambda k: envs.reset(spec, k))), keys)
+    obs, states = call(jax.jit(jax.vmap(lambda k: spec.reset(k))), keys)
     actions = jnp.arange(batch, dtype=jnp.int32) % spec.num_actions
-    step = jax.jit(jax.vmap(lambda k, s, a: envs.step(spec, k, s, a)))
+    step = jax.jit(jax.vmap(lambda k, s, a: spec.step(k, s, a)))
     return obs, call(step, jax.random.split(jax.random.key(1), batch), states, actions)
 
 
@@ -99,17 +99,17 @@ def test_chain_names_accepted():
 def test_pong_is_atari_pong_and_the_gymnax_toy_keeps_its_id():
     pytest.importorskip("ale_py")
     spec = envs.make("Pong")
-    assert spec.kind == "atari" and spec.obs_shape == (4, 84, 84) and spec.num_actions == 6
+    assert spec.host_stepped and spec.obs_shape == (4, 84, 84) and spec.num_actions == 6
     assert envs.make("Pong-misc").num_actions == 3
 
 
 def rollout(spec, actions, key):
     """One episode's stacked StepOuts for a fixed action sequence."""
-    _, state = envs.reset(spec, key)
+    _, state = spec.reset(key)
 
     def body(state, xs):
         k, a = xs
-        out = envs.step(spec, k, state, a)
+        out = spec.step(k, state, a)
         return out.state, out
 
     return jax.lax.scan(body, state, (jax.random.split(key, len(actions)), actions))[1]

@@ -1,7 +1,13 @@
-"""Environments by name: gymnax envs, short aliases and the N-chain; the one adapter for the gymnax 1.0 API."""
+"""Environments by name: gymnax envs, short aliases, the N-chain and Atari Pong.
+
+An `EnvSpec` carries everything agents and the runner need: shapes, episode length, capabilities
+(`host_stepped`, `optimal_return`, `clip_reward`) and its own reset/step, single and batched, through the
+adapter of its family (`GYMNAX` here, the one adapter for the gymnax 1.0 API; `atari.spec()` for ALE). Code
+outside rlx/envs asks the spec; it never branches on which family an env is.
+"""
 
 import dataclasses
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -22,13 +28,20 @@ ALIASES = {
     "deepsea": "DeepSea-bsuite",
     "catch": "Catch-bsuite",
 }
-CHAIN_MIN, CHAIN_MAX = 3, 1000
-_CHAIN_HINT = f"Use chain-N with an integer N from {CHAIN_MIN} to {CHAIN_MAX}, e.g. chain-30."
+
+
+class EnvAdapter(NamedTuple):
+    """How one family of envs resets and steps; each function takes the spec first."""
+
+    reset: Callable  # (spec, key) -> (obs, state) of one env
+    step: Callable  # (spec, key, state, action) -> StepOut of one env (reset_step None)
+    reset_batch: Callable  # (spec, keys, role) -> (obs, state) batched along the first axis
+    step_batch: Callable  # (spec, keys, state, actions, role) -> StepOut, batched, reset_step set
 
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """A built environment and the facts agents need about it."""
+    """A built environment, the facts agents need about it, and its own reset and step."""
 
     name: str
     env: Any
@@ -36,13 +49,35 @@ class EnvSpec:
     obs_shape: tuple[int, ...]
     num_actions: int
     max_steps: int
+    adapter: EnvAdapter = None  # GYMNAX unless the family brings its own (set in __post_init__)
     # Known optimum of an episode whose length is always max_steps (the N-chain); None elsewhere.
     # Agents use it to test after every episode whether the greedy policy is optimal ("solved").
     optimal_return: float | None = None
-    # "gymnax" (pure JAX, state in the carry) or "atari" (emulators in the host process; see envs.atari):
-    # host envs cannot be sharded over devices and restart their episodes when a run resumes.
-    kind: str = "gymnax"
+    # Emulators in the host process (Atari; see envs.atari) rather than state in the carry: such envs
+    # cannot be sharded over devices, have no probe states, and restart their episodes when a run resumes.
+    host_stepped: bool = False
     clip_reward: bool = False  # agents learn from sign(reward) (Atari); returns are always reported raw
+
+    def __post_init__(self):
+        if self.adapter is None:
+            object.__setattr__(self, "adapter", GYMNAX)
+
+    def reset(self, key) -> tuple[jax.Array, Any]:
+        """Reset one env; returns (float32 obs, state)."""
+        return self.adapter.reset(self, key)
+
+    def step(self, key, state, action) -> "StepOut":
+        """Step one env with auto-reset."""
+        return self.adapter.step(self, key, state, action)
+
+    def reset_batch(self, keys, role: str = "train") -> tuple[jax.Array, Any]:
+        """Reset one env per key; returns (obs, state) batched along the first axis. `role` keeps host envs
+        for training and evaluation apart."""
+        return self.adapter.reset_batch(self, keys, role)
+
+    def step_batch(self, keys, state, actions, role: str = "train") -> "StepOut":
+        """Step a batch of envs (one key each); StepOut fields are batched and reset_step is always set."""
+        return self.adapter.step_batch(self, keys, state, actions, role)
 
 
 class StepOut(NamedTuple):
@@ -66,10 +101,10 @@ def names() -> list[str]:
 
 def table() -> list[tuple[str, str, tuple, int]]:
     """(alias, source, obs_shape, num_actions) per alias; the chain row uses the symbolic shape ('N',)."""
-    specs = {alias: make(alias) for alias in ALIASES}
-    rows = [(a, gid, specs[a].obs_shape, specs[a].num_actions) for a, gid in ALIASES.items()]
     from rlx.envs import atari
 
+    specs = {alias: make(alias) for alias in ALIASES}
+    rows = [(a, gid, specs[a].obs_shape, specs[a].num_actions) for a, gid in ALIASES.items()]
     pong = ("pong", "ALE Pong (ale-py, rlx[atari])", atari.OBS_SHAPE, atari.NUM_ACTIONS)
     return [*rows, pong, ("chain-N", "rlx N-chain", ("N",), 2)]
 
@@ -79,27 +114,15 @@ def make(name: str) -> EnvSpec:
     import gymnax
     from gymnax.environments import spaces
 
+    from rlx.envs import atari, chain
+
     key = name.strip().lower()
-    if key == "chain" or key.startswith("chain-"):
-        from rlx.envs.chain import optimal_return
-
-        env = _make_chain(name)
-        spec = _spec(env.name, env, env.default_params)
-        return dataclasses.replace(spec, optimal_return=optimal_return(env.default_params.n))
-    if key in ("pong", "atari-pong", "pongnoframeskip-v4", "ale/pong-v5"):
-        from rlx.envs import atari
-
-        atari.require_ale()
-        return EnvSpec(
-            name="pong",
-            env=None,
-            params=None,
-            obs_shape=atari.OBS_SHAPE,
-            num_actions=atari.NUM_ACTIONS,
-            max_steps=atari.FRAMES_PER_EPISODE // atari.FRAME_SKIP,
-            kind="atari",
-            clip_reward=True,
-        )
+    if chain.is_chain_name(key):
+        env = chain.make(name)
+        spec = _gymnax_spec(env.name, env, env.default_params)
+        return dataclasses.replace(spec, optimal_return=chain.optimal_return(env.n))
+    if key in atari.NAMES:
+        return atari.spec()
     ids = {gid.lower(): gid for gid in gymnax.registered_envs}
     # A gymnax id that has an alias gets the alias as its name: one env, one run name.
     by_id = {gid.lower(): a for a, gid in ALIASES.items()}
@@ -117,20 +140,10 @@ def make(name: str) -> EnvSpec:
             f"'{gid}' has continuous actions; DQN-family agents need discrete actions."
             f" Try one of: {', '.join(names())}."
         )
-    return _spec(alias or gid, env, params)
+    return _gymnax_spec(alias or gid, env, params)
 
 
-def _make_chain(name: str):
-    from rlx.envs.chain import NChain
-
-    m = re.fullmatch(r"chain-(\d+)", name.strip().lower())
-    n = int(m.group(1)) if m else None
-    if n is None or not CHAIN_MIN <= n <= CHAIN_MAX:
-        raise UserError(f"Bad chain name '{name}'. {_CHAIN_HINT}")
-    return NChain(n)
-
-
-def _spec(name: str, env, params) -> EnvSpec:
+def _gymnax_spec(name: str, env, params) -> EnvSpec:
     obs = jax.eval_shape(env.reset, jax.random.key(0), params)[0]
     return EnvSpec(
         name=name,
@@ -143,14 +156,17 @@ def _spec(name: str, env, params) -> EnvSpec:
     )
 
 
-def reset(spec: EnvSpec, key) -> tuple[jax.Array, Any]:
-    """Reset one env; returns (float32 obs, state)."""
+# ---------------------------------------------------------------------------------------------
+# The gymnax adapter: pure JAX, the env state lives in the carry
+
+
+def _gymnax_reset(spec: EnvSpec, key) -> tuple[jax.Array, Any]:
     obs, state = spec.env.reset(key, spec.params)
     return obs.astype(jnp.float32), state
 
 
-def step(spec: EnvSpec, key, state, action) -> StepOut:
-    """Step one env with auto-reset; truncated excludes terminated so it always means 'bootstrap'."""
+def _gymnax_step(spec: EnvSpec, key, state, action) -> StepOut:
+    """Auto-reset step; truncated excludes terminated so it always means 'bootstrap'."""
     obs, state, reward, terminated, truncated, info = spec.env.step(key, state, action, spec.params)
     terminated = jnp.asarray(terminated, bool)
     return StepOut(
@@ -164,38 +180,29 @@ def step(spec: EnvSpec, key, state, action) -> StepOut:
     )
 
 
-def reset_batch(spec: EnvSpec, keys, role: str = "train") -> tuple[jax.Array, Any]:
-    """Reset one env per key; returns (obs, state) batched along the first axis."""
-    if spec.kind == "atari":
-        from rlx.envs import atari
-
-        obs, state, _ = atari.reset(keys, role)
-        return obs, state
-    return jax.vmap(lambda k: reset(spec, k))(keys)
+def _gymnax_reset_batch(spec: EnvSpec, keys, role: str) -> tuple[jax.Array, Any]:
+    return jax.vmap(lambda k: _gymnax_reset(spec, k))(keys)
 
 
-def step_batch(spec: EnvSpec, keys, state, actions, role: str = "train") -> StepOut:
-    """Step a batch of envs (one key each); StepOut fields are batched and reset_step is always set."""
-    if spec.kind == "atari":
-        from rlx.envs import atari
-
-        obs, state, reward, terminated, truncated, reset_step = atari.step(state, actions, role)
-        return StepOut(obs, state, reward, terminated, truncated, obs, reset_step)
-    out = jax.vmap(lambda k, s, a: step(spec, k, s, a))(keys, state, actions)
+def _gymnax_step_batch(spec: EnvSpec, keys, state, actions, role: str) -> StepOut:
+    out = jax.vmap(lambda k, s, a: _gymnax_step(spec, k, s, a))(keys, state, actions)
     return out._replace(reset_step=jnp.zeros_like(out.terminated))
 
 
+GYMNAX = EnvAdapter(_gymnax_reset, _gymnax_step, _gymnax_reset_batch, _gymnax_step_batch)
+
+
 def random_states(spec: EnvSpec, key, n: int, num_envs: int = 16) -> jax.Array:
-    """n observations visited by a uniform-random policy in num_envs envs (gymnax envs only): a fixed probe
+    """n observations visited by a uniform-random policy in num_envs envs (not host-stepped envs): a fixed probe
     batch for representation diagnostics."""
     k_reset, k_steps = jax.random.split(key)
-    obs, state = reset_batch(spec, jax.random.split(k_reset, num_envs))
+    obs, state = spec.reset_batch(jax.random.split(k_reset, num_envs))
 
     def body(c, k):
         obs, state = c
         k_act, k_env = jax.random.split(k)
         actions = jax.random.randint(k_act, (num_envs,), 0, spec.num_actions)
-        out = step_batch(spec, jax.random.split(k_env, num_envs), state, actions)
+        out = spec.step_batch(jax.random.split(k_env, num_envs), state, actions)
         return (out.obs, out.state), out.obs
 
     _, seen = jax.lax.scan(body, (obs, state), jax.random.split(k_steps, -(-n // num_envs)))

@@ -30,6 +30,7 @@ from jax import custom_batching
 from rlx.errors import UserError
 
 GAME = "pong"
+NAMES = ("pong", "atari-pong", "pongnoframeskip-v4", "ale/pong-v5")  # what `rlx train NAME` accepts
 FRAMES_PER_EPISODE = 108_000
 FRAME_SKIP = 4
 STICKY = 0.0
@@ -60,11 +61,6 @@ def require_ale():
     except ImportError:
         raise UserError("Atari Pong needs chex for ale-py's XLA interface: pip install 'rlx[atari]'.") from None
     return ale_py
-
-
-def version() -> str:
-    """The ale-py version in use."""
-    return require_ale().__version__
 
 
 def _pool(role: str, num_envs: int):
@@ -151,3 +147,37 @@ def step(state: AtariState, actions, role: str = "train"):
     truncated = truncated & ~terminated & ~reset_step
     reward = jnp.where(reset_step, 0.0, reward)
     return obs, AtariState(terminated | truncated, handle), reward, terminated, truncated, reset_step
+
+
+def _reset_batch(spec, keys, role: str):
+    obs, state, _ = reset(keys, role)
+    return obs, state
+
+
+def _step_batch(spec, keys, state, actions, role: str):
+    from rlx.envs import StepOut
+
+    obs, state, reward, terminated, truncated, reset_step = step(state, actions, role)
+    return StepOut(obs, state, reward, terminated, truncated, obs, reset_step)
+
+
+def _no_single_env(*_):
+    raise NotImplementedError("Atari envs step as one vector env on the host; use reset_batch and step_batch.")
+
+
+def spec():
+    """The EnvSpec of Atari Pong (needs ale-py: UserError with the install command otherwise)."""
+    from rlx.envs import EnvAdapter, EnvSpec
+
+    require_ale()
+    return EnvSpec(
+        name="pong",
+        env=None,
+        params=None,
+        obs_shape=OBS_SHAPE,
+        num_actions=NUM_ACTIONS,
+        max_steps=FRAMES_PER_EPISODE // FRAME_SKIP,
+        adapter=EnvAdapter(_no_single_env, _no_single_env, _reset_batch, _step_batch),
+        host_stepped=True,
+        clip_reward=True,
+    )

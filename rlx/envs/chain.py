@@ -1,14 +1,46 @@
 """N-chain (Osband et al. 2016, Plappert et al. 2018) as a gymnax Environment, plus exact DP references."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from rlx.errors import UserError
+
 LEFT_REWARD = 0.001
 RIGHT_REWARD = 1.0
 START = 2  # states are 1-based, s1..sN, as in the papers
+MIN_N, MAX_N = 3, 1000
+_NAME = re.compile(r"chain-(\d+)")
+
+
+def episode_length(n: int) -> int:
+    """Steps in every episode of chain-N: N + 9, as in the papers (long enough to reach sN and collect)."""
+    return n + 9
+
+
+def is_chain_name(name: str) -> bool:
+    """True for names that ask for the N-chain ("chain", "chain-30"), valid or not."""
+    key = name.strip().lower()
+    return key == "chain" or key.startswith("chain-")
+
+
+def length(name: str) -> int | None:
+    """N of a valid chain-N name, else None."""
+    m = _NAME.fullmatch(name.strip().lower())
+    n = int(m.group(1)) if m else None
+    return n if n is not None and MIN_N <= n <= MAX_N else None
+
+
+def make(name: str) -> "NChain":
+    """The N-chain of a chain-N name; UserError with the valid range otherwise."""
+    n = length(name)
+    if n is None:
+        raise UserError(f"Bad chain name '{name}'. Use chain-N with an integer N from {MIN_N} to {MAX_N}, e.g. chain-30.")
+    return NChain(n)
 
 
 @struct.dataclass
@@ -38,7 +70,7 @@ class NChain(environment.Environment[ChainState, ChainParams]):
 
     @property
     def default_params(self) -> ChainParams:
-        return ChainParams(n=self.n, max_steps_in_episode=self.n + 9)
+        return ChainParams(n=self.n, max_steps_in_episode=episode_length(self.n))
 
     def step_env(self, key, state, action, params):
         s = jnp.clip(state.s + jnp.where(action == 1, 1, -1), 1, params.n)
@@ -86,7 +118,7 @@ def optimal_return(n: int) -> float:
     r = np.zeros(n)
     r[0], r[-1] = LEFT_REWARD, RIGHT_REWARD
     v = np.zeros(n)
-    for _ in range(n + 9):
+    for _ in range(episode_length(n)):
         v = np.maximum(r[left] + v[left], r[right] + v[right])
     return float(v[START - 1])
 
@@ -97,7 +129,7 @@ def random_policy_reach_prob(n: int) -> float:
     p = np.zeros(n)
     p[START - 1] = 1.0
     reached = 0.0
-    for _ in range(n + 9):
+    for _ in range(episode_length(n)):
         q = np.zeros(n)
         np.add.at(q, left, 0.5 * p)
         np.add.at(q, right, 0.5 * p)
