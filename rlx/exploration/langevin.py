@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rlx.exploration import Strategy, _greedy_act, _keep, _no_adapt, _no_state
+from rlx.exploration.base import Strategy
 
 
 class NaturalLangevinState(NamedTuple):
@@ -97,4 +97,4 @@ def make(cfg, num_actions: int) -> Strategy:
     def optimizer(tx):
         return natural_langevin(tx, lg.beta, lg.decay, lg.damping)
 
-    return Strategy(_no_state, _greedy_act, _keep, _no_adapt, optimizer=optimizer)
+    return Strategy(optimizer=optimizer)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from rlx.exploration import Strategy, _keep, _no_adapt, _no_state
+from rlx.exploration.base import Strategy
 from rlx.nets import greedy
 
 
@@ -21,5 +21,4 @@ def _act(state, key, q_apply, params, obs, step, hp):
 
 def make(cfg, num_actions: int) -> Strategy:
     """The NoisyNets strategy: noisy layers with σ0 = cfg.noisy.sigma0, greedy on one noise sample per step."""
-    net = (("noisy", True), ("noisy_sigma0", cfg.noisy.sigma0))
-    return Strategy(_no_state, _act, _keep, _no_adapt, adapt_every=0, net=net, train_noise=True)
+    return Strategy(act=_act, net={"noisy": True, "noisy_sigma0": cfg.noisy.sigma0}, train_noise=True)

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rlx.exploration import Strategy, eps_greedy_actions, linear_epsilon
+from rlx.exploration.base import Strategy, eps_greedy_actions, linear_epsilon
 from rlx.nets import greedy
 
 _DENSE = re.compile(r"Dense_(\d+)$")
@@ -104,12 +104,16 @@ def disagree_distance(q_clean, q_perturbed):
     return jnp.mean((greedy(q_clean) != greedy(q_perturbed)).astype(jnp.float32))
 
 
+# param.distance: (distance between clean and perturbed Q-values, target δ from ε)
+DISTANCES = {"kl": (kl_distance, target_delta_kl), "disagree": (disagree_distance, target_delta_disagree)}
+SCOPES = ("all_dense", "head")  # param.scope: which Dense layers are perturbed
+
+
 def make(cfg, num_actions: int) -> Strategy:
     """Adaptive parameter-space noise configured by cfg.param, for an env with num_actions actions."""
     p = cfg.param
     scope, eps_floor, alpha, smoothing = p.scope, p.eps_floor, p.alpha, p.smoothing
-    distance = {"kl": kl_distance, "disagree": disagree_distance}[p.distance]
-    delta_of_eps = {"kl": target_delta_kl, "disagree": target_delta_disagree}[p.distance]
+    distance, delta_of_eps = DISTANCES[p.distance]
 
     def target(step, hp):
         if p.delta > 0:
@@ -186,6 +190,6 @@ def make(cfg, num_actions: int) -> Strategy:
         observe=observe,
         adapt=adapt,
         adapt_every=p.adapt_every if p.adaptive else 0,
-        net=(("layer_norm", p.layer_norm),),
+        net={"layer_norm": p.layer_norm},
         train_noise=False,
     )
