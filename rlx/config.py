@@ -1,20 +1,41 @@
 """Configs as frozen dataclasses, and `--set a.b=value` overrides parsed and type-checked against them.
 
-Which fields are which (this decides what a sweep can batch into one compiled program):
-- *batched* (`HPARAMS`): plain numbers that enter the jitted program as arrays, so runs that differ only in
-  these share one compile and are vmapped together: lr, gamma, tau, eps_start, eps_end, eps_decay_steps.
-- everything else is *static*: it changes array shapes or the loop structure (network width, number of envs,
-  buffer and batch size, update and target periods, optimizer, env) and forces a separate compile.
+Each field says once what kind it is, and everything else is derived from that declaration:
+- `batched(...)` fields are plain numbers that enter the jitted program as arrays (`HParams`), so runs that
+  differ only in these (and the seed) share one compile and are vmapped together: `batched_keys()`,
+  `static_part()`, how `rlx sweep` groups cells into programs and what `rlx show` prints all come from it;
+- every other field is *static*: it changes array shapes or the loop structure (network width, number of envs,
+  buffer and batch size, update and target periods, optimizer, env) and forces a separate compile;
+- `choice(...)` fields name an entry of a registry ("module:NAME", the table that implements the choices), and
+  are checked against it, so a new optimizer, strategy or agent is valid as soon as it is registered.
+
+Units: `steps` is env steps summed over one seed's envs, everywhere; every `*every*` key counts env steps,
+except those whose name ends in `_updates`, which count gradient updates.
+
+One parser serves every config (`parse_set` + `apply_overrides`): the RL `Config` here and the language
+model's `rlx.sentiment.lm.LMConfig`. Renamed keys (`RENAMED`) get an error that names the new key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import types
 import typing
 from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple
 
 from rlx.errors import UserError, did_you_mean
+
+
+def batched(default):
+    """A field that enters the compiled program as an array: configs differing only in these share a program."""
+    return field(default=default, metadata={"batched": True})
+
+
+def choice(default: str, registry: str):
+    """A string field whose value must be a key of `registry` ("module:NAME"), the table that implements it."""
+    return field(default=default, metadata={"choices": registry})
 
 
 @dataclass(frozen=True)
@@ -25,16 +46,35 @@ class NetConfig:
     layer_norm: bool = False
     # auto: the Nature CNN (32x8x8/4, 64x4x4/2, 64x3x3/1, dense 512) for stacks of 84x84 frames, the MinAtar
     # CNN (16x3x3/1, then the dense `hidden` layers) for 10x10xC grids, else an MLP
-    torso: str = "auto"
-    activation: str = "relu"  # of the hidden Dense layers (relu or tanh); convolutions are always ReLU
+    torso: str = choice("auto", "rlx.nets:TORSOS")
+    # of the hidden Dense layers; convolutions are always ReLU
+    activation: str = choice("relu", "rlx.nets:ACTIVATIONS")
     # The last hidden Dense layer, the representation the head reads (Kooi et al. 2024): plain (activation),
     # hadamard (act(W1 x + b1) * act(W2 x + b2)) or wide (plain, widened to the hadamard layer's parameter count)
-    head: str = "plain"
+    head: str = choice("plain", "rlx.nets:HEADS")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """The optimizer every agent trains with: gradient clipping, then the optimizer's scaling, then -lr."""
+
+    name: str = choice("adam", "rlx.agents.core:OPTIMIZERS")
+    lr: float = batched(2.5e-4)
+    lr_decay: bool = False  # linear decay to 0 over the run
+    eps: float = 1e-8  # Adam's, RAdam's and RMSprop's epsilon
+    max_grad_norm: float = 10.0  # 0 = no clipping (the anchor does not clip)
+
+
+@dataclass(frozen=True)
+class TDConfig:
+    """Temporal-difference settings shared by the value-based agents."""
+
+    gamma: float = batched(0.99)
 
 
 @dataclass(frozen=True)
 class DQNConfig:
-    """DQN hyperparameters; `steps` everywhere means env steps summed over the envs of one seed."""
+    """DQN's replay, update schedule and target network (agent=dqn)."""
 
     num_envs: int = 10
     buffer_size: int = 10_000
@@ -42,23 +82,17 @@ class DQNConfig:
     learning_starts: int = 10_000
     train_every: int = 10  # env steps per gradient update
     target_every: int = 500  # env steps per target-network update
-    tau: float = 1.0  # 1.0 = hard copy, <1 = Polyak averaging
-    gamma: float = 0.99
-    lr: float = 2.5e-4
-    lr_decay: bool = False  # linear decay to 0 over the run
-    optimizer: str = "adam"
-    adam_eps: float = 1e-8
-    max_grad_norm: float = 10.0
+    tau: float = batched(1.0)  # 1.0 = hard copy, <1 = Polyak averaging
     double: bool = True
     # MSE is the anchor's loss; with these CartPole settings Huber (available) let Q diverge (see README).
-    loss: str = "mse"
+    loss: str = choice("mse", "rlx.agents.dqn:LOSSES")
 
 
 @dataclass(frozen=True)
 class PQNConfig:
     """PQN (agent=pqn): parallel envs, short rollouts, λ-returns, no replay and no target network.
 
-    lr, gamma, the optimizer and gradient clipping come from dqn.* (dqn.optimizer=radam is the paper's).
+    lr, the optimizer and clipping come from optim.* (optim.name=radam is the paper's), γ from td.gamma.
     """
 
     num_envs: int = 16
@@ -72,9 +106,9 @@ class PQNConfig:
 class ExploreConfig:
     """Exploration schedule shared by all strategies (ε-greedy uses it directly)."""
 
-    eps_start: float = 1.0
-    eps_end: float = 0.05
-    eps_decay_steps: int = 250_000
+    eps_start: float = batched(1.0)
+    eps_end: float = batched(0.05)
+    eps_decay_steps: int = batched(250_000)
 
 
 @dataclass(frozen=True)
@@ -86,10 +120,12 @@ class ParamNoiseConfig:
     alpha: float = 1.01  # σ ← σ·α when the distance is below δ, σ/α above
     adapt_every: int = 50  # env steps between adaptations
     smoothing: float = 0.9  # σ follows a running mean of d (weight of the past); 0 = the paper's single d
-    distance: str = "kl"  # kl: KL(softmax Q_θ || softmax Q_θ̃); disagree: fraction of argmax changes
+    # kl: KL(softmax Q_θ || softmax Q_θ̃); disagree: fraction of argmax changes
+    distance: str = choice("kl", "rlx.exploration.param_noise:DISTANCES")
     delta: float = 0.0  # fixed target distance; 0 = derive δ from the ε schedule
     eps_floor: float = 0.01  # ε-greedy on top of the perturbed policy (the paper's Atari setting); 0 allowed
-    scope: str = "all_dense"  # which Dense layers are perturbed: all_dense or head
+    # which Dense layers are perturbed: all_dense or head
+    scope: str = choice("all_dense", "rlx.exploration.param_noise:SCOPES")
     layer_norm: bool = True  # LayerNorm between perturbed layers (turn off for the ablation)
     sigma_min: float = 1e-4
     sigma_max: float = 10.0
@@ -129,7 +165,7 @@ class DiagConfig:
 class PathConfig:
     """Policy-path snapshots for `rlx analyze path` (Tang et al. 2024)."""
 
-    every: int = 0  # gradient updates between parameter snapshots; 0 = no snapshots
+    every_updates: int = 0  # gradient updates between parameter snapshots; 0 = no snapshots
 
 
 @dataclass(frozen=True)
@@ -137,7 +173,7 @@ class PPTBConfig:
     """Policy Path Trimming and Boosting (Tang et al. 2024); see docs/dynamics.md for exactly what runs."""
 
     enabled: bool = False
-    every: int = 2_500  # T_p: gradient updates between applications
+    every_updates: int = 2_500  # T_p: gradient updates between applications
     window: int = 10  # n: snapshots (every T_p / n updates) the temporal SVD runs over
     k: int = 2  # major directions kept per layer
     beta: float = 0.0  # if > 0, k per layer = fewest directions holding this share of the singular values
@@ -159,12 +195,16 @@ class EvalConfig:
 class Config:
     """Everything one run needs; serialised to config.json."""
 
+    noun: ClassVar[str] = "config key"  # what error messages call a key of this config
+
     env: str = "cartpole"
-    agent: str = "dqn"
-    noise: str = "eps"
+    agent: str = choice("dqn", "rlx.agents:AGENTS")
+    noise: str = choice("eps", "rlx.exploration:STRATEGIES")
     steps: int = 500_000
     seed: int = 0
     net: NetConfig = field(default_factory=NetConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    td: TDConfig = field(default_factory=TDConfig)
     dqn: DQNConfig = field(default_factory=DQNConfig)
     pqn: PQNConfig = field(default_factory=PQNConfig)
     explore: ExploreConfig = field(default_factory=ExploreConfig)
@@ -176,27 +216,68 @@ class Config:
     path: PathConfig = field(default_factory=PathConfig)
     pptb: PPTBConfig = field(default_factory=PPTBConfig)
 
+    def check(self) -> Config:
+        """Raise UserError for impossible values or combinations; returns self."""
+        validate(self)
+        return self
 
-AGENTS = ("dqn", "pqn")
-NOISES = ("none", "eps", "param", "noisy", "langevin")
-ACTIVATIONS = ("relu", "tanh")
-HEADS = ("plain", "hadamard", "wide")
-OPTIMIZERS = ("adam", "rmsprop", "radam", "sgd")
-LOSSES = ("huber", "mse")
-HPARAMS = ("dqn.lr", "dqn.gamma", "dqn.tau", "explore.eps_start", "explore.eps_end", "explore.eps_decay_steps")
+
+# Keys that were renamed: the old name gets a one-line error naming the new one (saved configs are translated).
+RENAMED = {
+    "dqn.lr": "optim.lr",
+    "dqn.lr_decay": "optim.lr_decay",
+    "dqn.optimizer": "optim.name",
+    "dqn.adam_eps": "optim.eps",
+    "dqn.max_grad_norm": "optim.max_grad_norm",
+    "dqn.gamma": "td.gamma",
+    "path.every": "path.every_updates",
+    "pptb.every": "pptb.every_updates",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# What is batched, derived from the field declarations
+
+
+def _leaf_fields(cls, prefix: str = ""):
+    """(dotted key, dataclass field) of every leaf of a config class, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            yield from _leaf_fields(tp, f"{prefix}{f.name}.")
+        else:
+            yield prefix + f.name, f
+
+
+def batched_keys() -> tuple[str, ...]:
+    """Dotted keys of the batched fields, in declaration order (optim.lr, td.gamma, dqn.tau, explore.eps_*)."""
+    return tuple(k for k, f in _leaf_fields(Config) if f.metadata.get("batched"))
+
+
+HPARAMS = batched_keys()
+# The batched values as the compiled program sees them: one array each, named by the key's last part.
+HParams = NamedTuple("HParams", [(k.rsplit(".", 1)[-1], Any) for k in HPARAMS])
+HParams.__doc__ = "Hyperparameters that enter the compiled program as arrays (the batched config fields)."
 
 
 def static_part(cfg: Config) -> Config:
-    """cfg with the batched hyperparameters and the seed reset to defaults: configs with equal static parts
-    run in one compiled program."""
-    return apply_overrides(dataclasses.replace(cfg, seed=Config.seed), {k: _default(k) for k in HPARAMS})
+    """cfg with the batched fields and the seed reset to defaults: configs with equal static parts run in one
+    compiled program (the seed only picks each run's keys)."""
+    defaults = Config()
+    reset = {k: get(defaults, k) for k in HPARAMS}
+    return apply_overrides(dataclasses.replace(cfg, seed=defaults.seed), reset)
 
 
-def _default(key: str):
-    v = Config()
+# ---------------------------------------------------------------------------------------------
+# Dotted keys, dicts and overrides (generic over any config dataclass with a check() method)
+
+
+def get(cfg, key: str):
+    """The value of a dotted key ("optim.lr") in a config."""
     for part in key.split("."):
-        v = getattr(v, part)
-    return v
+        cfg = getattr(cfg, part)
+    return cfg
 
 
 def to_dict(cfg) -> dict:
@@ -204,13 +285,15 @@ def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def from_dict(d: dict) -> Config:
-    """Rebuild a Config from `to_dict` output, type-checking every leaf."""
-    return apply_overrides(Config(), flatten(d))
+def from_dict(d: dict, cls=Config):
+    """Rebuild a config from `to_dict` output, type-checking every leaf; keys renamed since it was saved are
+    read under their new names."""
+    flat = {RENAMED.get(k, k): v for k, v in flatten(d).items()}
+    return apply_overrides(cls(), flat)
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
-    """{'dqn': {'lr': 1}} -> {'dqn.lr': 1}."""
+    """{'dqn': {'tau': 1}} -> {'dqn.tau': 1}."""
     out = {}
     for k, v in d.items():
         if isinstance(v, dict):
@@ -220,21 +303,9 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def keys(cfg=None, prefix: str = "") -> list[str]:
-    """All dotted leaf keys of a config."""
-    cfg = Config() if cfg is None else cfg
-    out = []
-    for f in dataclasses.fields(cfg):
-        v = getattr(cfg, f.name)
-        if dataclasses.is_dataclass(v):
-            out += keys(v, f"{prefix}{f.name}.")
-        else:
-            out.append(prefix + f.name)
-    return out
-
-
-def _field_type(cls, name):
-    return typing.get_type_hints(cls)[name]
+def keys(cfg=None) -> list[str]:
+    """All dotted leaf keys of a config (default: the RL Config)."""
+    return [k for k, _ in _leaf_fields(type(cfg) if cfg is not None else Config)]
 
 
 def coerce(key: str, tp, value):
@@ -252,25 +323,9 @@ def coerce(key: str, tp, value):
     if origin in (typing.Union, types.UnionType):
         raise TypeError(f"unsupported config type {tp}")  # pragma: no cover - no unions in configs
     if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
-            return True
-        if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off"):
-            return False
-        raise UserError(f"{key} expects true or false, got {value!r}.")
+        return _coerce_bool(key, value)
     if tp is int:
-        if isinstance(value, bool):
-            raise UserError(f"{key} expects an integer, got {value!r}.")
-        if isinstance(value, int):
-            return value
-        try:
-            f = float(str(value).replace("_", ""))
-        except ValueError:
-            raise UserError(f"{key} expects an integer, got {value!r}.") from None
-        if not f.is_integer():
-            raise UserError(f"{key} expects an integer, got {value!r}.")
-        return int(f)
+        return _coerce_int(key, value)
     if tp is float:
         if isinstance(value, bool):
             raise UserError(f"{key} expects a number, got {value!r}.")
@@ -285,20 +340,57 @@ def coerce(key: str, tp, value):
     raise TypeError(f"unsupported config type {tp}")  # pragma: no cover
 
 
-def apply_overrides(cfg: Config, overrides: dict) -> Config:
-    """Return cfg with dotted-key overrides applied; unknown keys and wrong types raise UserError."""
-    valid = keys(cfg)
+def _coerce_bool(key: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off"):
+        return False
+    raise UserError(f"{key} expects true or false, got {value!r}.")
+
+
+def _coerce_int(key: str, value) -> int:
+    if isinstance(value, bool):
+        raise UserError(f"{key} expects an integer, got {value!r}.")
+    if isinstance(value, int):
+        return value
+    try:
+        f = float(str(value).replace("_", ""))
+    except ValueError:
+        raise UserError(f"{key} expects an integer, got {value!r}.") from None
+    if not f.is_integer():
+        raise UserError(f"{key} expects an integer, got {value!r}.")
+    return int(f)
+
+
+def apply_overrides(cfg, overrides: dict):
+    """Return cfg with dotted-key overrides applied, then cfg.check(); unknown, renamed and mistyped keys raise
+    UserError. Works for any config dataclass (the RL Config, the LM's LMConfig)."""
+    fields = dict(_leaf_fields(type(cfg)))
+    noun = getattr(cfg, "noun", "config key")
     for key, value in overrides.items():
-        if key not in valid:
-            raise UserError(f"unknown config key '{key}'.{did_you_mean(key, valid)}")
+        if key in RENAMED and isinstance(cfg, Config):
+            raise UserError(f"'{key}' was renamed: write {RENAMED[key]}={value}.")
+        if key not in fields:
+            raise UserError(f"unknown {noun} '{key}'.{did_you_mean(key, fields)}")
         cfg = _replace(cfg, key.split("."), value, key)
-    validate(cfg)
-    return cfg
+    return cfg.check()
+
+
+def _replace(obj, path, value, key):
+    name = path[0]
+    if len(path) == 1:
+        tp = typing.get_type_hints(type(obj))[name]
+        return dataclasses.replace(obj, **{name: coerce(key, tp, value)})
+    return dataclasses.replace(obj, **{name: _replace(getattr(obj, name), path[1:], value, key)})
 
 
 def resolve_key(name: str) -> str:
-    """A dotted config key from a full key or an unambiguous last part ("lr" -> "dqn.lr"); UserError otherwise."""
+    """A dotted config key from a full key or an unambiguous last part ("lr" -> "optim.lr"); UserError otherwise."""
     valid = keys()
+    if name in RENAMED:
+        raise UserError(f"'{name}' was renamed: write {RENAMED[name]}.")
     if name in valid:
         return name
     matches = [k for k in valid if k.endswith("." + name)]
@@ -309,68 +401,59 @@ def resolve_key(name: str) -> str:
     raise UserError(f"unknown config key '{name}'.{did_you_mean(name, valid)}")
 
 
-def _replace(obj, path, value, key):
-    name = path[0]
-    if len(path) == 1:
-        return dataclasses.replace(obj, **{name: coerce(key, _field_type(type(obj), name), value)})
-    return dataclasses.replace(obj, **{name: _replace(getattr(obj, name), path[1:], value, key)})
-
-
 def parse_set(items: list[str]) -> dict:
     """Parse repeated `--set key=value` strings into a dict (values stay strings; types are checked later)."""
     out = {}
     for item in items:
         if "=" not in item:
-            raise UserError(f"--set expects key=value, got {item!r} (e.g. --set dqn.lr=1e-3).")
+            raise UserError(f"--set expects key=value, got {item!r} (e.g. --set optim.lr=1e-3).")
         k, v = item.split("=", 1)
         out[k.strip()] = v
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# Validation: choices against their registries, value ranges here, loop layouts by each agent
+
+
+def registry(ref: str) -> dict:
+    """The table a choice field names ("module:NAME")."""
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def need(ok: bool, msg: str) -> None:
+    """Raise UserError(msg) unless ok."""
+    if not ok:
+        raise UserError(msg)
+
+
 def validate(cfg: Config) -> None:
-    """Impossible values raise UserError with the fix."""
-    d = cfg.dqn
+    """Impossible values raise UserError with the fix; the agent then checks its own loop layout."""
+    for key, f in _leaf_fields(Config):
+        if "choices" in f.metadata:
+            value, table = get(cfg, key), registry(f.metadata["choices"])
+            need(value in table, f"unknown {key} '{value}'.{did_you_mean(value, table)}")
+    _check_ranges(cfg)
+    _check_dynamics(cfg)
+    registry("rlx.agents:AGENTS")[cfg.agent].check(cfg)
 
-    def need(ok, msg):
-        if not ok:
-            raise UserError(msg)
 
-    need(cfg.agent in AGENTS, f"unknown agent '{cfg.agent}'.{did_you_mean(cfg.agent, AGENTS)}")
-    need(cfg.noise in NOISES, f"unknown noise '{cfg.noise}'.{did_you_mean(cfg.noise, NOISES)}")
+def _check_ranges(cfg: Config) -> None:
+    d, o = cfg.dqn, cfg.optim
     need(cfg.steps > 0, f"steps must be positive, got {cfg.steps}.")
-    need(d.optimizer in OPTIMIZERS, f"unknown dqn.optimizer '{d.optimizer}'.{did_you_mean(d.optimizer, OPTIMIZERS)}")
-    need(d.loss in LOSSES, f"unknown dqn.loss '{d.loss}'.{did_you_mean(d.loss, LOSSES)}")
     for name in ("num_envs", "buffer_size", "batch_size", "train_every", "target_every"):
         need(getattr(d, name) > 0, f"dqn.{name} must be positive, got {getattr(d, name)}.")
     need(d.learning_starts >= 0, f"dqn.learning_starts must be >= 0, got {d.learning_starts}.")
     need(all(h > 0 for h in cfg.net.hidden) and cfg.net.hidden, "net.hidden needs positive widths, e.g. 120,84.")
-    need(0.0 <= d.gamma <= 1.0, f"dqn.gamma must be in [0, 1], got {d.gamma}.")
+    need(0.0 <= cfg.td.gamma <= 1.0, f"td.gamma must be in [0, 1], got {cfg.td.gamma}.")
     need(0.0 < d.tau <= 1.0, f"dqn.tau must be in (0, 1], got {d.tau}.")
-    need(d.lr > 0, f"dqn.lr must be positive, got {d.lr}.")
-    need(d.max_grad_norm >= 0, f"dqn.max_grad_norm must be >= 0 (0 = no clipping), got {d.max_grad_norm}.")
+    need(o.lr > 0, f"optim.lr must be positive, got {o.lr}.")
+    need(o.max_grad_norm >= 0, f"optim.max_grad_norm must be >= 0 (0 = no clipping), got {o.max_grad_norm}.")
     e = cfg.explore
     need(0.0 <= e.eps_end <= 1.0 and 0.0 <= e.eps_start <= 1.0, "explore.eps_start and eps_end must be in [0, 1].")
     need(e.eps_decay_steps > 0, f"explore.eps_decay_steps must be positive, got {e.eps_decay_steps}.")
-    torsos = ("auto", "mlp", "nature_cnn", "minatar_cnn")
-    need(cfg.net.torso in torsos, f"net.torso must be one of {', '.join(torsos)}, got {cfg.net.torso!r}.")
-    need(cfg.net.activation in ACTIVATIONS, f"net.activation must be relu or tanh, got {cfg.net.activation!r}.")
-    need(cfg.net.head in HEADS, f"net.head must be plain, hadamard or wide, got {cfg.net.head!r}.")
-    lg = cfg.langevin
-    need(lg.beta > 0 and lg.damping >= 0, "langevin.beta must be positive and langevin.damping >= 0.")
-    need(0 <= lg.decay < 1, f"langevin.decay must be in [0, 1), got {lg.decay}.")
-    g = cfg.diag
-    need(g.batch > 0, f"diag.batch must be positive, got {g.batch}.")
-    need(0 < g.delta < 1 and 0 < g.eps < 1, "diag.delta and diag.eps must be in (0, 1).")
-    need(cfg.path.every >= 0, f"path.every must be >= 0 (0 = off), got {cfg.path.every}.")
-    b = cfg.pptb
-    need(b.window >= 2, f"pptb.window must be at least 2 snapshots, got {b.window}.")
-    need(b.every > 0 and b.every % b.window == 0,
-         f"pptb.every ({b.every}) must be a positive multiple of pptb.window ({b.window}).")
-    need(b.k >= 1 and 0 <= b.beta < 1, "pptb.k must be >= 1 and pptb.beta in [0, 1) (0 = use k).")
-    need(b.boost >= 0, f"pptb.boost must be >= 0, got {b.boost}.")
     p = cfg.param
-    need(p.distance in ("kl", "disagree"), f"param.distance must be kl or disagree, got {p.distance!r}.")
-    need(p.scope in ("all_dense", "head"), f"param.scope must be all_dense or head, got {p.scope!r}.")
     need(p.sigma0 > 0 and p.alpha > 1.0, "param.sigma0 must be positive and param.alpha > 1.")
     need(0 < p.sigma_min <= p.sigma0 <= p.sigma_max, "need 0 < param.sigma_min <= param.sigma0 <= param.sigma_max.")
     need(p.adapt_every > 0, f"param.adapt_every must be positive, got {p.adapt_every}.")
@@ -380,40 +463,17 @@ def validate(cfg: Config) -> None:
     need(cfg.eval.every > 0, f"eval.every must be positive, got {cfg.eval.every}.")
     need(cfg.eval.solve_streak > 0, f"eval.solve_streak must be positive, got {cfg.eval.solve_streak}.")
     need(cfg.eval.episodes > 0, f"eval.episodes must be positive, got {cfg.eval.episodes}.")
-    if cfg.agent == "pqn":
-        need(cfg.path.every == 0 and not cfg.pptb.enabled, "path.every and pptb are DQN options; use --agent dqn.")
-        q = cfg.pqn
-        for name in ("num_envs", "rollout", "epochs", "minibatches"):
-            need(getattr(q, name) > 0, f"pqn.{name} must be positive, got {getattr(q, name)}.")
-        need(0.0 <= q.lam <= 1.0, f"pqn.lam must be in [0, 1], got {q.lam}.")
-        block = q.num_envs * q.rollout
-        need(q.minibatches <= block, f"pqn.minibatches ({q.minibatches}) cannot exceed num_envs * rollout ({block}).")
-        need(cfg.eval.every % block == 0, f"eval.every ({cfg.eval.every}) must be a multiple of pqn.num_envs * pqn.rollout ({block}).")
-        need(cfg.steps % block == 0, f"steps ({cfg.steps}) must be a multiple of pqn.num_envs * pqn.rollout ({block}).")
-        return
-    # The compiled loop steps all envs together, updates on a fixed beat and copies the target on a
-    # fixed beat; these must line up or the schedule would silently differ from what was asked.
-    n, tr = d.num_envs, d.train_every
-    need(
-        tr % n == 0 or n % tr == 0,
-        f"dqn.train_every ({tr}) and dqn.num_envs ({n}) must divide one another (one env step moves {n} steps).",
-    )
-    need(
-        d.target_every % max(n, tr) == 0,
-        f"dqn.target_every ({d.target_every}) must be a multiple of max(num_envs, train_every) = {max(n, tr)}.",
-    )
-    need(cfg.eval.every % d.target_every == 0, f"eval.every ({cfg.eval.every}) must be a multiple of dqn.target_every ({d.target_every}).")
-    need(cfg.steps % d.target_every == 0, f"steps ({cfg.steps}) must be a multiple of dqn.target_every ({d.target_every}).")
-    need(d.batch_size <= d.buffer_size, f"dqn.batch_size ({d.batch_size}) cannot exceed dqn.buffer_size ({d.buffer_size}).")
-    # Snapshots and PPTB happen at target-update boundaries, so their periods are whole target periods.
-    per_block = d.target_every // tr
-    if cfg.path.every:
-        need(cfg.path.every % per_block == 0, f"path.every ({cfg.path.every}) must be a multiple of the updates per "
-             f"target period, dqn.target_every / dqn.train_every = {per_block}.")
-        snap = cfg.path.every * tr
-        need(cfg.eval.every % snap == 0 and cfg.steps % snap == 0, f"eval.every and steps must be multiples of "
-             f"path.every * dqn.train_every = {snap} env steps (one snapshot period).")
-    b = cfg.pptb
-    if b.enabled:
-        need((b.every // b.window) % per_block == 0, f"pptb.every / pptb.window ({b.every // b.window} updates between "
-             f"snapshots) must be a multiple of dqn.target_every / dqn.train_every = {per_block}.")
+
+
+def _check_dynamics(cfg: Config) -> None:
+    lg, g, b = cfg.langevin, cfg.diag, cfg.pptb
+    need(lg.beta > 0 and lg.damping >= 0, "langevin.beta must be positive and langevin.damping >= 0.")
+    need(0 <= lg.decay < 1, f"langevin.decay must be in [0, 1), got {lg.decay}.")
+    need(g.batch > 0, f"diag.batch must be positive, got {g.batch}.")
+    need(0 < g.delta < 1 and 0 < g.eps < 1, "diag.delta and diag.eps must be in (0, 1).")
+    need(cfg.path.every_updates >= 0, f"path.every_updates must be >= 0 (0 = off), got {cfg.path.every_updates}.")
+    need(b.window >= 2, f"pptb.window must be at least 2 snapshots, got {b.window}.")
+    need(b.every_updates > 0 and b.every_updates % b.window == 0,
+         f"pptb.every_updates ({b.every_updates}) must be a positive multiple of pptb.window ({b.window}).")
+    need(b.k >= 1 and 0 <= b.beta < 1, "pptb.k must be >= 1 and pptb.beta in [0, 1) (0 = use k).")
+    need(b.boost >= 0, f"pptb.boost must be >= 0, got {b.boost}.")

@@ -56,7 +56,9 @@ class NoisyDense(nn.Module):
         return y + ((x * eps_in) @ sigma_kernel) * eps_out + sigma_bias * eps_out
 
 
-ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh}
+ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh}  # net.activation
+HEADS = ("plain", "hadamard", "wide")  # net.head: the form of the last hidden layer (hidden_stack)
+TORSOS = ("auto", "mlp", "nature_cnn", "minatar_cnn")  # net.torso (make_q_network)
 
 
 def dense_layer(noisy: bool, sigma0: float):

@@ -7,20 +7,25 @@ from rlx.errors import UserError
 
 
 def test_overrides_are_type_checked_and_applied():
-    cfg = C.apply_overrides(C.Config(), {"dqn.lr": "1e-3", "net.hidden": "64,32", "dqn.double": "false", "steps": "1e5"})
-    assert cfg.dqn.lr == 1e-3 and cfg.net.hidden == (64, 32) and cfg.dqn.double is False and cfg.steps == 100_000
+    cfg = C.apply_overrides(C.Config(), {"optim.lr": "1e-3", "net.hidden": "64,32", "dqn.double": "false", "steps": "1e5"})
+    assert cfg.optim.lr == 1e-3 and cfg.net.hidden == (64, 32) and cfg.dqn.double is False and cfg.steps == 100_000
 
 
 @pytest.mark.parametrize(
     "key,value,fragment",
     [
-        ("dqn.lr", "fast", "expects a number"),
+        ("optim.lr", "fast", "expects a number"),
         ("steps", "1.5", "expects an integer"),
         ("dqn.double", "maybe", "true or false"),
         ("net.hidden", "64,x", "expects an integer"),
-        ("dqn.gamma", "1.5", "gamma must be in [0, 1]"),
+        ("td.gamma", "1.5", "gamma must be in [0, 1]"),
         ("steps", "-5", "steps must be positive"),
-        ("dqn.optimizer", "adamw", "unknown dqn.optimizer"),
+        ("optim.name", "adamw", "unknown optim.name 'adamw'"),
+        ("noise", "paramm", "Did you mean 'param'"),
+        ("net.activation", "gelu", "unknown net.activation"),
+        ("param.scope", "last", "unknown param.scope"),
+        ("agent", "ppo", "unknown agent"),
+        ("dqn.loss", "l1", "unknown dqn.loss"),
         ("dqn.train_every", "3", "must divide one another"),
         ("param.smoothing", "1", "smoothing must be in [0, 1)"),
     ],
@@ -32,15 +37,15 @@ def test_bad_values_raise_user_error(key, value, fragment):
 
 def test_unknown_key_lists_valid_keys_and_suggests():
     with pytest.raises(UserError) as e:
-        C.apply_overrides(C.Config(), {"dqn.lrr": 1})
+        C.apply_overrides(C.Config(), {"optim.lrr": 1})
     msg = str(e.value)
-    assert "Did you mean 'dqn.lr'" in msg and "explore.eps_end" in msg
+    assert "Did you mean 'optim.lr'" in msg and "explore.eps_end" in msg
 
 
 def test_parse_set_requires_key_value():
     assert C.parse_set(["a.b=1", "c=x=y"]) == {"a.b": "1", "c": "x=y"}
     with pytest.raises(UserError, match="key=value"):
-        C.parse_set(["dqn.lr"])
+        C.parse_set(["optim.lr"])
 
 
 def test_round_trip_through_dict():
@@ -49,7 +54,40 @@ def test_round_trip_through_dict():
 
 
 def test_hparams_are_exactly_the_shape_free_fields():
-    # Every batched key must exist; none of them may be a field that changes shapes or the loop.
-    assert set(C.HPARAMS) <= set(C.keys())
+    # Derived from the field declarations: every batched key exists, none changes shapes or the loop, and the
+    # program's HParams carries exactly those fields.
+    assert C.HPARAMS == ("optim.lr", "td.gamma", "dqn.tau", "explore.eps_start", "explore.eps_end",
+                         "explore.eps_decay_steps")
+    assert C.HParams._fields == ("lr", "gamma", "tau", "eps_start", "eps_end", "eps_decay_steps")
     static = {"dqn.num_envs", "dqn.buffer_size", "dqn.batch_size", "net.hidden", "dqn.target_every"}
     assert not static & set(C.HPARAMS)
+
+
+def test_static_part_ignores_exactly_the_batched_fields_and_seed():
+    base = C.Config()
+    for key, value in (("optim.lr", 1e-3), ("td.gamma", 0.9), ("explore.eps_end", 0.1), ("seed", 3)):
+        assert C.static_part(C.apply_overrides(base, {key: value})) == C.static_part(base)
+    for key, value in (("dqn.batch_size", 64), ("optim.name", "radam"), ("noise", "param")):
+        assert C.static_part(C.apply_overrides(base, {key: value})) != C.static_part(base)
+
+
+@pytest.mark.parametrize("old,new", sorted(C.RENAMED.items()))
+def test_renamed_keys_name_the_new_key(old, new):
+    with pytest.raises(UserError, match=re.escape(f"'{old}' was renamed: write {new}=")):
+        C.apply_overrides(C.Config(), {old: "1"})
+    assert new in C.keys()
+
+
+def test_saved_configs_with_old_key_names_still_load():
+    old = C.to_dict(C.Config())
+    old["dqn"]["lr"] = old["optim"].pop("lr")
+    old["dqn"]["gamma"] = 0.9
+    cfg = C.from_dict(old)
+    assert cfg.optim.lr == C.Config().optim.lr and cfg.td.gamma == 0.9
+
+
+def test_a_registered_choice_is_valid_without_touching_the_config(monkeypatch):
+    from rlx.agents import core
+
+    monkeypatch.setitem(core.OPTIMIZERS, "lion", core.OPTIMIZERS["sgd"])
+    assert C.apply_overrides(C.Config(), {"optim.name": "lion"}).optim.name == "lion"

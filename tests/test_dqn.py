@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlx import config as C
-from rlx import envs, loop, runner
+from rlx import envs, runner
 from rlx.agents import dqn
+from rlx.agents.core import hparams
 from rlx.nets import MLP
 
 
@@ -33,7 +34,7 @@ def _chain_agent(**over):
     )
     spec = envs.make(cfg.env)
     agent = dqn.make_train(cfg, spec)
-    hp = dqn.hparams(cfg)
+    hp = hparams(cfg)
     state = agent.init(jax.random.PRNGKey(0), hp)
     state, _, _ = jax.jit(agent.chunk, static_argnums=3)(state, hp, jnp.int32(0), 2)
     return state
@@ -72,10 +73,10 @@ def test_truncated_batch_bootstraps_terminal_batch_does_not():
 def test_cartpole_terminal_is_not_truncated():
     spec = envs.make("cartpole")
     key = jax.random.PRNGKey(0)
-    obs, state = envs.reset(spec, key)
+    obs, state = spec.reset(key)
     ends = []
     for t in range(200):  # always push left: the pole falls within a few dozen steps
-        out = envs.step(spec, jax.random.fold_in(key, t), state, 0)
+        out = spec.step(jax.random.fold_in(key, t), state, 0)
         state = out.state
         if bool(out.terminated) or bool(out.truncated):
             ends.append((bool(out.terminated), bool(out.truncated)))
@@ -99,11 +100,9 @@ def _small_cfg(**over):
 
 def test_seeds_differ_and_vmapped_programs_learn_something():
     cfg = _small_cfg()
-    spec = envs.make(cfg.env)
-    prog = runner.compile_agent(cfg, spec, 3)
-    keys, hp = loop.seed_keys(cfg, 3), runner.batch_hparams(cfg, 3)
-    state = prog.init(keys, hp)
-    state, m, _ = prog.chunk(state, hp, jnp.int32(0), 4)
+    prog = runner.build([cfg], 3, devices=None)
+    state = prog.init(prog.keys, prog.hp)
+    state, m, _ = prog.chunk_for(state, 4)(state, prog.hp, jnp.int32(0))
     p = np.asarray(state.params["params"]["Dense_0"]["kernel"])
     assert not np.allclose(p[0], p[1]) and not np.allclose(p[1], p[2])
     # blocks start at 0, 500, 1000, 1500 steps; learning from 1000: 2 blocks x 50 updates (10 envs, every 10 steps)

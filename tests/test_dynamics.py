@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rlx import config as C
-from rlx import envs, nets, pptb, runner
+from rlx import envs, nets, pptb, results, runner
 from rlx.cli import main
 from rlx.errors import UserError
 from rlx.results import RunDir
@@ -77,7 +77,7 @@ def test_minatar_grid_gets_the_minatar_cnn_whose_patches_are_a_3x3_convolution()
 
 def test_pptb_leaves_a_path_in_the_top_k_subspace_unchanged_and_trims_one_outside_it():
     cfg = C.apply_overrides(C.Config(), {"pptb.enabled": True, "pptb.k": 2, "pptb.boost": 0.0, "pptb.window": 4, "dqn.target_every": 10,
-                                         "pptb.every": 4})  # fmt: skip
+                                         "pptb.every_updates": 4})  # fmt: skip
     _, params = _net((5,))
     rng = np.random.default_rng(0)
     direction = jax.tree.map(lambda x: jnp.asarray(rng.normal(size=x.shape), jnp.float32), params)
@@ -120,7 +120,7 @@ def _train(tmp_path, name, seeds=2, **over):
 
 def test_diagnostics_are_in_every_chunk_and_pptb_runs_in_the_loop(tmp_path):
     # 10 updates per target period; snapshots every 20 updates, applied every 60 once learning started
-    cfg, _, run = _train(tmp_path, "p", **{"pptb.enabled": True, "pptb.every": 60, "pptb.window": 3, "pptb.k": 1})
+    cfg, _, run = _train(tmp_path, "p", **{"pptb.enabled": True, "pptb.every_updates": 60, "pptb.window": 3, "pptb.k": 1})
     rows = run.read_metrics()
     assert len(rows) == 4
     for r in rows:
@@ -143,7 +143,7 @@ def test_tanh_runs_report_saturation(tmp_path):
 
 
 def test_snapshots_hold_the_path_and_resume_drops_the_ones_after_the_checkpoint(tmp_path):
-    cfg, _, run = _train(tmp_path, "s", **{"path.every": 50})  # 500 env steps per snapshot
+    cfg, _, run = _train(tmp_path, "s", **{"path.every_updates": 50})  # 500 env steps per snapshot
     files = sorted((run.path / "path").glob("*.npz"))
     assert [f.name for f in files] == ["0000000000.npz", "0000001000.npz", "0000002000.npz"]
     last = np.load(files[-1])
@@ -160,12 +160,12 @@ def test_snapshots_hold_the_path_and_resume_drops_the_ones_after_the_checkpoint(
     report = json.loads((run.path / "analysis" / "path.json").read_text())
     assert report["snapshots"] == 5 and report["seeds"] == 2
     (run.path / "path" / "0000003000.npz").write_bytes(files[-1].read_bytes())  # as if written after a crash
-    runner.truncate_snapshots(run.path, 2000)
+    results.truncate_snapshots(run.path, 2000)
     assert not (run.path / "path" / "0000003000.npz").exists() and files[-1].exists()
 
 
 def test_pptb_state_survives_resume(tmp_path):
-    over = {"pptb.enabled": True, "pptb.every": 60, "pptb.window": 3}
+    over = {"pptb.enabled": True, "pptb.every_updates": 60, "pptb.window": 3}
     cfg, _, full = _train(tmp_path, "full", seeds=1, **over)
     cfg1 = C.apply_overrides(cfg, {"steps": 1000})
     half = RunDir(tmp_path / "half")
@@ -202,10 +202,10 @@ def test_random_probe_states_repeat_for_a_key():
     [
         ({"net.head": "hadmard"}, "net.head must be plain, hadamard or wide"),
         ({"net.activation": "gelu"}, "net.activation must be relu or tanh"),
-        ({"path.every": 15}, "path.every (15) must be a multiple of the updates per target period"),
-        ({"path.every": 30}, "multiples of path.every * dqn.train_every = 300"),
-        ({"pptb.enabled": True, "pptb.every": 45, "pptb.window": 3}, "must be a multiple of dqn.target_every"),
-        ({"pptb.every": 25, "pptb.window": 10}, "positive multiple of pptb.window"),
+        ({"path.every_updates": 15}, "path.every_updates (15) must be a multiple of the updates per target period"),
+        ({"path.every_updates": 30}, "multiples of path.every_updates * dqn.train_every = 300"),
+        ({"pptb.enabled": True, "pptb.every_updates": 45, "pptb.window": 3}, "must be a multiple of dqn.target_every"),
+        ({"pptb.every_updates": 25, "pptb.window": 10}, "positive multiple of pptb.window"),
         ({"agent": "pqn", "pptb.enabled": True}, "DQN options"),
         ({"langevin.beta": 0}, "langevin.beta must be positive"),
         ({"diag.batch": 0}, "diag.batch must be positive"),

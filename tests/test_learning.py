@@ -69,7 +69,7 @@ def test_pqn_learns_cartpole(tmp_path):
 
     cfg = C.apply_overrides(C.Config(), {
         "env": "cartpole", "agent": "pqn", "noise": "eps", "steps": 204_800, "eval.every": 51_200,
-        "dqn.optimizer": "radam", "dqn.lr": 5e-4, "dqn.lr_decay": True, "explore.eps_decay_steps": 40_960,
+        "optim.name": "radam", "optim.lr": 5e-4, "optim.lr_decay": True, "explore.eps_decay_steps": 40_960,
         "explore.eps_end": 0.01, "net.hidden": (128, 128),
     })  # fmt: skip
     summary = runner.train(cfg, 2, RunDir(tmp_path / "pqn"))

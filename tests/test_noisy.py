@@ -10,6 +10,7 @@ import numpy as np
 from rlx import config as C
 from rlx import exploration
 from rlx.agents import dqn
+from rlx.agents.core import hparams
 from rlx.nets import MLP, NoisyDense, f_scale, greedy
 
 
@@ -128,7 +129,7 @@ def _strategy_setup(sigma0, num_envs=16, seeds=8, num_actions=4):
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
     obs = jax.random.normal(jax.random.PRNGKey(1), (seeds, num_envs, 6))
     params = jax.vmap(net.init)(keys, obs)
-    hp = dqn.hparams(cfg)
+    hp = hparams(cfg)
 
     def act(params, obs, key, step):
         state = strat.init(key, params, num_envs)

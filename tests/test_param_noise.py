@@ -10,7 +10,7 @@ import pytest
 
 from rlx import config as C
 from rlx import exploration
-from rlx.agents import dqn
+from rlx.agents.core import hparams
 from rlx.exploration import param_noise as pn
 from rlx.nets import MLP
 
@@ -33,7 +33,7 @@ def _obs(n, seed=1):
     return jax.random.normal(jax.random.PRNGKey(seed), (n, OBS_DIM))
 
 
-HP = dqn.hparams(C.Config())
+HP = hparams(C.Config())
 
 
 # act vmaps over envs, which runs faster jitted than op by op on CPU; adapt runs faster eagerly (op caches are
@@ -140,8 +140,8 @@ def test_perturbation_std_is_sigma():
 
 
 def test_net_option_follows_layer_norm_flag():
-    assert pn.make(_cfg(), NUM_ACTIONS).net == (("layer_norm", True),)
-    assert pn.make(_cfg(layer_norm=False), NUM_ACTIONS).net == (("layer_norm", False),)
+    assert pn.make(_cfg(), NUM_ACTIONS).net == {"layer_norm": True}
+    assert pn.make(_cfg(layer_norm=False), NUM_ACTIONS).net == {"layer_norm": False}
     assert exploration.make(_cfg(), NUM_ACTIONS).adapt_every == 50
     assert pn.make(_cfg(adaptive=False), NUM_ACTIONS).adapt_every == 0
 

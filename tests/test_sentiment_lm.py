@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rlx import config as C
 from rlx.errors import UserError
 from rlx.results import RunDir
 from rlx.sentiment import data, lm
@@ -141,11 +142,13 @@ def test_generate_is_seeded_and_clamps_the_unit():
 
 
 def test_settings_are_type_checked():
-    assert lm.parse_set(["lr=1e-3", "lm.batch=8"]) == {"lr": 1e-3, "batch": 8}
+    # --set strings go through the same parser as the RL config's; an lm. prefix is accepted
+    cfg = lm.config_from(C.parse_set(["lr=1e-3", "lm.batch=8"]))
+    assert (cfg.lr, cfg.batch) == (1e-3, 8)
     with pytest.raises(UserError, match="unknown language-model setting 'lrr'"):
-        lm.parse_set(["lrr=1"])
-    with pytest.raises(UserError, match="expected int"):
-        lm.parse_set(["batch=eight"])
+        lm.config_from({"lrr": "1"})
+    with pytest.raises(UserError, match="batch expects an integer"):
+        lm.config_from({"batch": "eight"})
     with pytest.raises(UserError, match="hidden must be positive"):
         lm.config_from({"hidden": 0})
     with pytest.raises(UserError, match="dtype"):

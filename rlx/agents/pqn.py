@@ -1,28 +1,37 @@
-"""PQN (Gallici et al. 2024, "Simplifying Deep Temporal Difference Learning"): no replay, no target network.
+"""PQN (Gallici et al. 2024, "Simplifying Deep Temporal Difference Learning"): λ-returns and epochs, no replay,
+no target network.
 
-Same contract as agents.dqn (the runner cannot tell them apart). One block = a rollout of `pqn.rollout`
-steps in each of `pqn.num_envs` envs with the exploration strategy, λ-returns computed backwards from
-the online network's own max-Q, then `pqn.epochs` passes of `pqn.minibatches` minibatches of
-0.5·(Q(s, a) − G^λ)² with RAdam. The network has LayerNorm (turned on for PQN; the paper's stabiliser).
+One block = a rollout of `pqn.rollout` steps in each of `pqn.num_envs` envs with the exploration strategy,
+λ-returns computed backwards from the online network's own max-Q, then `pqn.epochs` passes of
+`pqn.minibatches` minibatches of 0.5·(Q(s, a) − G^λ)² (optim.name=radam is the paper's). The network has
+LayerNorm (the paper's stabiliser; rlx.agents.core.q_network says who wins when a strategy sets it too).
 Parameter noise adapts σ on the rollout's observations once per block.
 """
 
 from __future__ import annotations
 
+import functools
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
-from rlx import envs, exploration
-from rlx.agents.dqn import (
-    LOOP_SUMS,
-    Agent,
-    TrainState,
-    diagnoser,
-    episode_restarter,
-    greedy_evaluator,
-    make_optimizer,
-)
-from rlx.nets import make_q_network
+from rlx import config as C
+from rlx.agents import core
+from rlx.envs import EnvSpec
+
+
+def check(cfg) -> None:
+    """PQN's loop layout: whole rollouts per chunk and per run; no DQN-only options."""
+    q, need = cfg.pqn, C.need
+    need(cfg.path.every_updates == 0 and not cfg.pptb.enabled, "path.every_updates and pptb are DQN options; use --agent dqn.")
+    for name in ("num_envs", "rollout", "epochs", "minibatches"):
+        need(getattr(q, name) > 0, f"pqn.{name} must be positive, got {getattr(q, name)}.")
+    need(0.0 <= q.lam <= 1.0, f"pqn.lam must be in [0, 1], got {q.lam}.")
+    block = q.num_envs * q.rollout
+    need(q.minibatches <= block, f"pqn.minibatches ({q.minibatches}) cannot exceed num_envs * rollout ({block}).")
+    need(cfg.eval.every % block == 0, f"eval.every ({cfg.eval.every}) must be a multiple of pqn.num_envs * pqn.rollout ({block}).")
+    need(cfg.steps % block == 0, f"steps ({cfg.steps}) must be a multiple of pqn.num_envs * pqn.rollout ({block}).")
 
 
 def lambda_returns(reward, terminated, truncated, next_value, gamma, lam):
@@ -43,138 +52,99 @@ def lambda_returns(reward, terminated, truncated, next_value, gamma, lam):
     return jax.lax.scan(body, next_value[-1], xs, reverse=True)[1]
 
 
-def make_train(cfg, spec: envs.EnvSpec) -> Agent:
+class PQN(NamedTuple):
+    """A built PQN: the shared parts and its rollout size."""
+
+    parts: core.Parts
+    rollout: int  # env steps per env per block
+    batch: int  # transitions per block: num_envs * rollout
+
+
+def make_train(cfg, spec: EnvSpec) -> core.Agent:
     """Build PQN's pure functions for a config and an env."""
     p = cfg.pqn
-    n, t_len = p.num_envs, p.rollout
-    strategy = exploration.make(cfg, spec.num_actions)
-    net_options = {"layer_norm": True, **dict(strategy.net)}
-    net = make_q_network(cfg.net, spec.obs_shape, spec.num_actions, **net_options)
+    parts = core.build(cfg, spec, p.num_envs, agent_options={"layer_norm": True})
+    a = PQN(parts, p.rollout, p.num_envs * p.rollout)
+    return core.Agent(
+        init=lambda key, hp: core.init_state(parts, key),
+        chunk=functools.partial(chunk, a),
+        evaluate=core.greedy_evaluator(parts),
+        block_steps=a.batch,
+        restart_episodes=core.episode_restarter(parts),
+        diagnose=core.diagnoser(parts),
+    )
 
-    def q_apply(params, obs, key=None):
-        """Q-values; a key samples fresh network noise (NoisyNets), None uses the mean weights."""
-        return net.apply(params, obs, rngs=None if key is None else {"noise": key})
 
-    tx = make_optimizer(cfg.dqn, strategy)  # dqn.optimizer (radam for PQN experiments), clipping, eps
-    block_steps = n * t_len
-    batch = n * t_len
-    mb_size = batch // p.minibatches
+def rollout(a: PQN, c, hp, step):
+    """pqn.rollout env steps of all envs from env step `step`; returns the carry and the time-major transitions."""
+    n = a.parts.num_envs
 
-    def init(key, hp):
-        k_net, k_env, k_explore, key = jax.random.split(key, 4)
-        params = net.init(k_net, jnp.zeros((1,) + tuple(spec.obs_shape), jnp.float32))
-        obs, env_state = envs.reset_batch(spec, jax.random.split(k_env, n))
-        return TrainState(
-            params=params,
-            target=(),  # PQN has no target network
-            opt_state=tx.init(params),
-            buffer=(),
-            env_state=env_state,
-            obs=obs,
-            explore=strategy.init(k_explore, params, n),
-            ep_return=jnp.zeros((n,), jnp.float32),
-            solve=jnp.array([0, 0, -1], jnp.int32),
-            key=key,
-        )
+    def one(c, i):
+        ts, sums, tr = core.env_step(a.parts, *c, hp, step + i * n)
+        return (ts, sums), tr
 
-    def rollout_step(c, i, hp, step0):
-        ts, acc = c
-        step = step0 + i * n
-        key, k_act, k_env, k_obs = jax.random.split(ts.key, 4)
-        actions, explore, ex = strategy.act(ts.explore, k_act, q_apply, ts.params, ts.obs, step, hp)
-        out = envs.step_batch(spec, jax.random.split(k_env, n), ts.env_state, actions)
-        reward = jnp.sign(out.reward) if spec.clip_reward else out.reward
-        done = out.terminated | out.truncated
-        ep_return = ts.ep_return + out.reward
-        explore = strategy.observe(explore, k_obs, ts.params, done)
-        transition = dict(
-            obs=ts.obs,
-            action=actions,
-            reward=jnp.where(out.reset_step, 0.0, reward),
-            next_obs=out.next_obs,
-            # A host env's reset step is cut like a terminal one: its action was ignored.
-            terminated=out.terminated | out.reset_step,
-            truncated=out.truncated,
-        )
-        acc = {
-            **acc,
-            **{k: acc[k] + v for k, v in ex.items()},
-            "acts": acc["acts"] + 1.0,
-            "return_sum": acc["return_sum"] + jnp.sum(jnp.where(done, ep_return, 0.0)),
-            "episodes": acc["episodes"] + jnp.sum(done).astype(jnp.float32),
-        }
-        ts = ts._replace(
-            env_state=out.state, obs=out.obs, explore=explore, ep_return=jnp.where(done, 0.0, ep_return), key=key
-        )
-        return (ts, acc), transition
+    return jax.lax.scan(one, c, jnp.arange(a.rollout))
 
-    def loss_fn(params, mb, key):
-        q = q_apply(params, mb["obs"], key)
-        q_sa = jnp.take_along_axis(q, mb["action"][:, None], axis=-1)[:, 0]
-        return 0.5 * jnp.mean(jnp.square(q_sa - mb["target"])), jnp.mean(q_sa)
 
-    def block(c, b, hp, step0):
-        """One rollout, its λ-returns, then epochs x minibatches of updates (and σ adaptation)."""
-        step = step0 + b * block_steps
-        (ts, acc), tr = jax.lax.scan(lambda c, i: rollout_step(c, i, hp, step), c, jnp.arange(t_len))
-        key, k_next, k_perm, k_adapt = jax.random.split(ts.key, 4)
-        # max_a Q(s_{t+1}, a) of the clean network (noise samples would bias the target upwards)
-        q_next = q_apply(ts.params, tr["next_obs"].reshape((batch,) + tr["next_obs"].shape[2:]))
-        next_v = jnp.max(q_next, axis=-1).reshape(t_len, n)
-        targets = lambda_returns(tr["reward"], tr["terminated"], tr["truncated"], next_v, hp.gamma, p.lam)
-        flat = {
-            "obs": tr["obs"].reshape((batch,) + tr["obs"].shape[2:]),
-            "action": tr["action"].reshape(batch),
-            "target": jax.lax.stop_gradient(targets.reshape(batch)),
-        }
+def targets(a: PQN, ts, tr, hp):
+    """The rollout flattened to one batch with its λ-returns (from the clean network: noise samples would bias
+    the max upwards)."""
+    n, t_len, batch = a.parts.num_envs, a.rollout, a.batch
+    q_next = a.parts.q_apply(ts.params, tr["next_obs"].reshape((batch,) + tr["next_obs"].shape[2:]))
+    next_v = jnp.max(q_next, axis=-1).reshape(t_len, n)
+    g = lambda_returns(tr["reward"], tr["terminated"], tr["truncated"], next_v, hp.gamma, a.parts.cfg.pqn.lam)
+    return {
+        "obs": tr["obs"].reshape((batch,) + tr["obs"].shape[2:]),
+        "action": tr["action"].reshape(batch),
+        "target": jax.lax.stop_gradient(g.reshape(batch)),
+    }
 
-        def epoch(c, k):
-            ts, acc = c
-            k_perm, k_noise = jax.random.split(k)
-            perm = jax.random.permutation(k_perm, batch)[: mb_size * p.minibatches].reshape(p.minibatches, mb_size)
 
-            def minibatch(c, x):
-                ts, acc = c
-                idx, kn = x
-                mb = jax.tree.map(lambda a: a[idx], flat)
-                (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-                    ts.params, mb, kn if strategy.train_noise else None
-                )
-                lr = hp.lr * (1.0 - step / cfg.steps) if cfg.dqn.lr_decay else hp.lr
-                updates, opt_state = tx.update(grads, ts.opt_state, ts.params, eta=lr, key=jax.random.fold_in(kn, 1))
-                params = jax.tree.map(lambda w, u: w - lr * u, ts.params, updates)
-                acc = {**acc, "loss_sum": acc["loss_sum"] + loss, "q_sum": acc["q_sum"] + q_mean,
-                       "updates": acc["updates"] + 1.0}  # fmt: skip
-                return (ts._replace(params=params, opt_state=opt_state), acc), None
+def loss_fn(a: PQN, params, mb, key):
+    """0.5·(Q(s, a) − G^λ)² over a minibatch; returns (loss, mean Q(s, a))."""
+    q = a.parts.q_apply(params, mb["obs"], key)
+    q_sa = jnp.take_along_axis(q, mb["action"][:, None], axis=-1)[:, 0]
+    return 0.5 * jnp.mean(jnp.square(q_sa - mb["target"])), jnp.mean(q_sa)
 
-            return jax.lax.scan(minibatch, (ts, acc), (perm, jax.random.split(k_noise, p.minibatches)))[0], None
 
-        (ts, acc), _ = jax.lax.scan(epoch, (ts._replace(key=key), acc), jax.random.split(k_perm, p.epochs))
-        if strategy.adapt_every:
-            # Once per rollout, on the rollout's own observations (no replay buffer to sample from).
-            sample = flat["obs"][: min(batch, 256)]
-            ts = ts._replace(explore=strategy.adapt(ts.explore, k_adapt, q_apply, ts.params, sample, step + block_steps, hp))
-        return (ts, acc), None
+def epoch(a: PQN, c, k, flat, hp, step):
+    """One pass over the block's transitions in pqn.minibatches shuffled minibatches."""
+    mbs = a.parts.cfg.pqn.minibatches
+    mb_size = a.batch // mbs
+    k_perm, k_noise = jax.random.split(k)
+    perm = jax.random.permutation(k_perm, a.batch)[: mb_size * mbs].reshape(mbs, mb_size)
 
-    def zero_metrics(ts, hp):
-        ex = jax.eval_shape(lambda: strategy.act(ts.explore, ts.key, q_apply, ts.params, ts.obs, 0, hp)[2])
-        return {**{k: jnp.float32(0.0) for k in LOOP_SUMS}, **jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), ex)}
+    def minibatch(c, x):
+        ts, sums = c
+        idx, kn = x
+        mb = jax.tree.map(lambda v: v[idx], flat)
+        grad_fn = jax.value_and_grad(functools.partial(loss_fn, a), has_aux=True)
+        (loss, q_mean), grads = grad_fn(ts.params, mb, kn if a.parts.strategy.train_noise else None)
+        params, opt_state = core.apply_update(a.parts, ts.params, ts.opt_state, grads, hp, step, jax.random.fold_in(kn, 1))
+        return (ts._replace(params=params, opt_state=opt_state), core.add_update(sums, loss, q_mean)), None
 
-    def chunk(ts, hp, step0, num_blocks: int):
-        """Run num_blocks rollouts (and their updates) starting at env step step0 (shared across seeds)."""
-        (ts, m), _ = jax.lax.scan(lambda c, b: block(c, b, hp, step0), (ts, zero_metrics(ts, hp)), jnp.arange(num_blocks))
-        metrics = {
-            "episodes": m["episodes"],
-            "return_mean": m["return_sum"] / m["episodes"],
-            "loss": m["loss_sum"] / m["updates"],
-            "q_mean": m["q_sum"] / m["updates"],
-            "updates": m["updates"],
-        }
-        metrics.update({k: v / m["acts"] for k, v in m.items() if k not in LOOP_SUMS})
-        return ts, metrics, ()  # no parameter snapshots (path.every is a DQN option)
+    return jax.lax.scan(minibatch, c, (perm, jax.random.split(k_noise, mbs)))[0], None
 
-    evaluate = greedy_evaluator(cfg, spec, q_apply)
-    restart_episodes = episode_restarter(spec, n)
 
-    return Agent(init, chunk, evaluate, q_apply, block_steps, restart_episodes, diagnoser(cfg, net))
+def block(a: PQN, c, b, hp, step0):
+    """One rollout, its λ-returns, then epochs x minibatches of updates (and σ adaptation)."""
+    strategy, epochs = a.parts.strategy, a.parts.cfg.pqn.epochs
+    step = step0 + b * a.batch
+    (ts, sums), tr = rollout(a, c, hp, step)
+    key, _, k_perm, k_adapt = jax.random.split(ts.key, 4)
+    flat = targets(a, ts, tr, hp)
+    c = (ts._replace(key=key), sums)
+    (ts, sums), _ = jax.lax.scan(lambda c, k: epoch(a, c, k, flat, hp, step), c, jax.random.split(k_perm, epochs))
+    if strategy.adapt_every:
+        # Once per rollout, on the rollout's own observations (no replay buffer to sample from).
+        sample = flat["obs"][: min(a.batch, 256)]
+        explore = strategy.adapt(ts.explore, k_adapt, a.parts.q_apply, ts.params, sample, step + a.batch, hp)
+        ts = ts._replace(explore=explore)
+    return (ts, sums), None
 
+
+def chunk(a: PQN, ts, hp, step0, num_blocks: int):
+    """Run num_blocks rollouts (and their updates) starting at env step step0 (shared across seeds)."""
+    c0 = (ts, core.zero_sums(a.parts, ts, hp))
+    (ts, sums), _ = jax.lax.scan(lambda c, b: block(a, c, b, hp, step0), c0, jnp.arange(num_blocks))
+    return ts, {**core.loop_metrics(sums), **core.explore_metrics(sums)}, ()  # no snapshots: a DQN option

@@ -9,13 +9,12 @@ rlx.loop.run_chunks, the same loop as the RL agents', so Ctrl-C, checkpoints and
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +29,8 @@ from rlx.sentiment.mlstm import MLSTM, init_params, zero_carry
 @dataclass(frozen=True)
 class LMConfig:
     """Language-model settings. hidden, embed, batch and window set shapes (one compile each); the rest are data."""
+
+    noun: ClassVar[str] = "language-model setting"  # what error messages call a key of this config
 
     hidden: int = 128
     embed: int = 64
@@ -62,23 +63,12 @@ class LMConfig:
         return jnp.dtype(self.dtype)
 
 
-def config_from(d: dict) -> LMConfig:
-    """LMConfig from a dict (config.json, an experiment module); unknown keys are an error naming the valid ones."""
-    names = [f.name for f in dataclasses.fields(LMConfig)]
-    bad = [k for k in d if k not in names]
-    if bad:
-        raise UserError(f"unknown language-model setting(s) {', '.join(bad)}; valid: {', '.join(names)}.")
-    out = {}
-    for f in dataclasses.fields(LMConfig):
-        if f.name in d:
-            want = type(getattr(LMConfig, f.name))
-            v = d[f.name]
-            if want is float and isinstance(v, int) and not isinstance(v, bool):
-                v = float(v)
-            if not isinstance(v, want) or isinstance(v, bool):
-                raise UserError(f"{f.name} must be {want.__name__}, got {v!r}.")
-            out[f.name] = v
-    return LMConfig(**out).check()
+def config_from(settings: dict) -> LMConfig:
+    """LMConfig from a dict of settings (config.json, an experiment module, `--set` strings; keys may carry an
+    `lm.` prefix), type-checked by the one override parser (rlx.config.apply_overrides) and checked."""
+    from rlx import config as C
+
+    return C.apply_overrides(LMConfig(), {k.removeprefix("lm."): v for k, v in settings.items()})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -418,21 +408,3 @@ def generate(params, hidden: int, prompt: bytes, n: int, key, *, temperature: fl
 
     prompt = prompt or b"\n "
     return bytes(np.asarray(run(params, jnp.asarray(np.frombuffer(prompt, np.uint8)), key)).tolist())
-
-
-def parse_set(items: list[str]) -> dict:
-    """`--set lr=1e-3 --set batch=32` as typed LMConfig values; unknown keys and wrong types are a UserError."""
-    fields = {f.name: type(getattr(LMConfig, f.name)) for f in dataclasses.fields(LMConfig)}
-    out = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip().removeprefix("lm.")
-        if not sep or not key:
-            raise UserError(f"--set expects KEY=VALUE, got {item!r} (e.g. --set lr=1e-3).")
-        if key not in fields:
-            raise UserError(f"unknown language-model setting '{key}'; valid: {', '.join(fields)}.")
-        try:
-            out[key] = fields[key](raw) if fields[key] is not int else int(raw, 10)
-        except ValueError:
-            raise UserError(f"--set {key}: expected {fields[key].__name__}, got {raw!r}.") from None
-    return out
