@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rlx.errors import UserError
-from rlx.plots import _curve, learning_curves
+from rlx.plots import curve, learning_curves
 from rlx.results import RunDir, bootstrap_ci, iqm, summarize
 
 # ------------------------------------------------------------------------------------ statistics
@@ -242,8 +242,8 @@ def test_learning_curves_writes_png(tmp_path):
 
 def test_learning_curves_skips_all_none_key(tmp_path):
     rows = _rows()
-    assert _curve(rows, "loss") is None
-    assert _curve(rows, "absent") is None
+    assert curve(rows, "loss") is None
+    assert curve(rows, "absent") is None
     out = learning_curves(rows, tmp_path / "c.png", keys=("loss", "eval_return"))
     assert out.stat().st_size > 0
     nothing = learning_curves(rows, tmp_path / "none.png", keys=("loss",))
@@ -254,7 +254,7 @@ def test_curve_statistics_across_seeds_with_missing_rows():
     rows = _rows(n_seeds=4, n_chunks=3)
     rows = [r for r in rows if not (r["seed"] == 3 and r["chunk"] == 2)]  # seed 3 died early
     rows.append({"seed": 0, "steps": 500, "eval_return": float("nan")})
-    c = _curve(rows, "eval_return")
+    c = curve(rows, "eval_return")
     assert c["n_seeds"] == 4
     assert list(c["steps"]) == [1000, 2000, 3000]  # the NaN-only step is dropped
     np.testing.assert_allclose(c["mean"], [1.5, 11.5, 21.0])  # last step: seeds 0-2 only

@@ -8,7 +8,7 @@ import pytest
 from matplotlib.colors import to_rgb
 from matplotlib.image import imread
 
-from rlx.plots import _wrap, data_efficiency, unit_histogram, unit_text
+from rlx.sentiment.figures import data_efficiency, unit_histogram, unit_text, wrap_bytes
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SPAN = re.compile(r'<span style="background:(#[0-9a-f]{6})[^"]*"[^>]*>(.*?)</span>', re.S)
@@ -72,7 +72,7 @@ def test_unit_histogram_rejects_bad_inputs(tmp_path):
 
 def test_wrap_covers_every_byte_once_within_width():
     data = b"short words here and there " * 8 + b"x" * 50 + b"\nnext" + b"y" * 200
-    lines = _wrap(data, 30)
+    lines = wrap_bytes(data, 30)
     assert lines[0][0] == 0 and lines[-1][1] == len(data)
     # Contiguous: no byte dropped or repeated.
     assert all(a[1] == b[0] for a, b in zip(lines[:-1], lines[1:], strict=True))

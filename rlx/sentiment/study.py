@@ -11,9 +11,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from rlx import plots
 from rlx.errors import UserError
-from rlx.sentiment import data, lm, probe
+from rlx.sentiment import data, figures, lm, probe
 
 # The random-init control uses a key no training seed uses.
 _RANDOM_INIT_TAG = 0x0C0FFEE
@@ -168,16 +167,16 @@ def _band(curve: dict, prefix: str) -> dict:
 def _figures(out: Path, reader, params, test: list[bytes], feats, unit, curves) -> list[str]:
     """unit_histogram.png, unit_text.png (+ .html) and data_efficiency.png in out; returns their names."""
     X_test, y_test = feats["test"]
-    plots.unit_histogram(X_test[:, unit["index"]], y_test, out / "unit_histogram.png", unit=unit["index"],
-                         title=f"unit {unit['index']} on {len(y_test):,} test reviews")
+    figures.unit_histogram(X_test[:, unit["index"]], y_test, out / "unit_histogram.png", unit=unit["index"],
+                           title=f"unit {unit['index']} on {len(y_test):,} test reviews")
     short = [i for i in np.argsort([len(t) for t in test], kind="stable") if 60 <= len(test[i]) <= 240]
     picks = [i for c in (1, 0) for i in [j for j in short if y_test[j] == c][:_TRACE_REVIEWS]]
     texts = [test[i] for i in picks]
     values = [unit["sign"] * reader.trace(params, t, unit["index"]) for t in texts]
-    plots.unit_text(texts, values, out / "unit_text.png",
-                    title=f"unit {unit['index']} along test reviews (green: positive, red: negative)")
-    plots.data_efficiency(curves, out / "data_efficiency.png", title="accuracy vs labelled examples",
-                          refs={"paper, 4096 units (SST-2)": 0.918})
+    figures.unit_text(texts, values, out / "unit_text.png",
+                      title=f"unit {unit['index']} along test reviews (green: positive, red: negative)")
+    figures.data_efficiency(curves, out / "data_efficiency.png", title="accuracy vs labelled examples",
+                            refs={"paper, 4096 units (SST-2)": 0.918})
     return ["unit_histogram.png", "unit_text.png", "unit_text.html", "data_efficiency.png"]
 
 
