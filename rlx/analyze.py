@@ -1,6 +1,6 @@
 """Policy-path analysis of saved parameter snapshots (Tang et al. 2024, "The Ladder in Chaos").
 
-A run trained with `--set path.every=M` keeps RUN_DIR/path/{steps:010d}.npz: "steps" (k,) and, per flax
+A run trained with `--set path.every_updates=M` keeps RUN_DIR/path/{steps:010d}.npz: "steps" (k,) and, per flax
 params leaf ("params/Dense_0/kernel"), an array (batch, k, *leaf_shape); batch is seeds for `rlx train`,
 cells x seeds (cell-major) for a sweep group. `path(run_dir)` reads them, runs the temporal SVD of every
 layer's path per batch row, measures how far each parameter wandered compared with where it ended up, and
@@ -12,91 +12,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rlx import diagnostics
 from rlx.errors import UserError
+from rlx.results import Snapshots, read_snapshots
 
 BETAS = (0.9, 0.99)
 # A parameter whose accumulated change is more than twice its net change spent at least half of its
 # movement going back and forth. 2 is a readable cut, not a threshold from the paper; the CDF figure
 # shows the whole distribution.
 DETOUR_CUT = 2.0
-_FILE = re.compile(r"^(\d{10})\.npz$")
-
-
-@dataclass
-class Snapshots:
-    """The concatenated path: steps (n,) in time order and leaves[key] -> (batch, n, *leaf_shape)."""
-
-    steps: np.ndarray
-    leaves: dict[str, np.ndarray]
-    files: list[Path]
-
-    @property
-    def batch(self) -> int:
-        return next(iter(self.leaves.values())).shape[0]
-
-    @property
-    def n(self) -> int:
-        return int(self.steps.size)
-
-
-def _read_one(f: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    try:
-        with np.load(f, allow_pickle=False) as z:
-            data = {k: np.asarray(z[k]) for k in z.files}
-    except Exception as e:  # zipfile, zlib, EOF and ValueError all mean the same thing here
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot read {f}: corrupt or truncated ({reason}); delete it to analyze the other "
-                        "snapshots") from None
-    steps = data.pop("steps", None)
-    if steps is None or steps.ndim != 1 or not np.issubdtype(steps.dtype, np.integer):
-        raise UserError(f"{f} has no 1-D integer 'steps' array; it is not a path snapshot file")
-    if not data:
-        raise UserError(f"{f} holds no parameter arrays; it is not a path snapshot file")
-    for k, a in data.items():
-        if a.ndim < 2 or a.shape[1] != steps.size:
-            raise UserError(f"{f}: {k} has shape {a.shape}, expected (batch, {steps.size}, ...) to match its steps")
-    return steps.astype(np.int64), data
-
-
-def load(run_dir: Path | str) -> Snapshots:
-    """Read and concatenate RUN_DIR/path/*.npz in time order; UserError for anything missing or corrupt."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"no run directory {run_dir}")
-    where = run_dir / "path"
-    if not where.is_dir():
-        raise UserError(f"{run_dir} has no path/ snapshots; train it with --set path.every=M (gradient updates "
-                        "between snapshots)")
-    files = sorted((f for f in where.iterdir() if _FILE.match(f.name)), key=lambda f: int(f.name[:10]))
-    if not files:
-        raise UserError(f"{where} holds no snapshot files ({'0' * 10}.npz, ...); train with --set path.every=M")
-    steps, parts, ref = [], [], None
-    for f in files:
-        s, data = _read_one(f)
-        shapes = {k: (a.shape[0],) + a.shape[2:] for k, a in data.items()}
-        if ref is None:
-            ref = shapes
-        elif shapes != ref:
-            raise UserError(f"{f} does not match {files[0].name} (other leaves or shapes); snapshots from "
-                            f"different runs are mixed in {where}")
-        steps.append(s)
-        parts.append(data)
-    all_steps = np.concatenate(steps)
-    # A resumed run may write a chunk's snapshots again; the later file wins, as in metrics.jsonl.
-    last = {int(t): i for i, t in enumerate(all_steps)}
-    order = np.array([last[t] for t in sorted(last)], dtype=np.int64)
-    leaves = {k: np.concatenate([p[k] for p in parts], axis=1)[:, order] for k in parts[0]}
-    snaps = Snapshots(all_steps[order], leaves, files)
-    if snaps.n < 3:
-        raise UserError(f"{where} holds {snaps.n} snapshot(s); the path analysis needs at least 3 (train longer "
-                        "or with a smaller path.every)")
-    return snaps
 
 
 def layers(keys) -> list[tuple[str, list[str]]]:
@@ -182,14 +110,13 @@ def _evaluator(cfgs, seeds: int, steps: int):
     """returns(flat_params) -> per-row mean greedy return, or (None, reason) when the env cannot be run here."""
     import jax
 
-    from rlx import envs, loop, runner
-    from rlx.agents import dqn, pqn
+    from rlx import agents, envs, loop, runner
 
     cfg = cfgs[0]
     spec = envs.make(cfg.env)
-    if spec.kind != "gymnax":
-        return None, f"{cfg.env} steps host emulators ({spec.kind}); rebuilt-policy returns are only evaluated on jax envs"
-    agent = (pqn if cfg.agent == "pqn" else dqn).make_train(cfg, spec)
+    if spec.host_stepped:
+        return None, f"{cfg.env} steps host emulators; rebuilt-policy returns are only evaluated on jax envs"
+    agent = agents.make_train(cfg, spec)
     evaluate = jax.jit(jax.vmap(agent.evaluate))
     # The keys the runner evaluated θ_T with at the last snapshot's step: the same episodes for every k.
     keys = jax.numpy.concatenate([loop.seed_keys(c, seeds) for c in cfgs])
@@ -206,11 +133,11 @@ def path(run_dir: Path | str, *, seed: int = 0, ks: list[int] | None = None, out
          evaluate: bool = True, say: Callable = print) -> dict:
     """Analyze RUN_DIR's policy path; writes path.json and the figures to out (default RUN_DIR/analysis)
     and returns the same numbers. `seed` is the batch row whose distributions and coordinates are drawn."""
-    from rlx import plots
-    from rlx.results import _atomic_write, _dumps, summarize
+    from rlx import path_figures
+    from rlx.results import atomic_write, dumps, summarize
 
     run_dir = Path(run_dir)
-    snaps = load(run_dir)
+    snaps = read_snapshots(run_dir)
     cfgs, seeds, cell_ids = _read_config(run_dir)
     n, batch = snaps.n, snaps.batch
     if batch != len(cfgs) * seeds:
@@ -295,15 +222,15 @@ def path(run_dir: Path | str, *, seed: int = 0, ks: list[int] | None = None, out
     out.mkdir(parents=True, exist_ok=True)
     row_name = f"seed {seed}" if len(cfgs) == 1 else f"cell {cell_ids[seed // seeds]} seed {seed % seeds} (row {seed})"
     figures = [
-        plots.path_changes(drawn, out / "path_changes.png", title=f"{cfgs[0].env}: {row_name}"),
-        plots.path_coordinates(drawn, snaps.steps, out / "path_coordinates.png",
-                               title=f"{cfgs[0].env}: {row_name}, coordinates u_i σ_i of the uncentered path's SVD"),
+        path_figures.path_changes(drawn, out / "path_changes.png", title=f"{cfgs[0].env}: {row_name}"),
+        path_figures.path_coordinates(drawn, snaps.steps, out / "path_coordinates.png",
+                                      title=f"{cfgs[0].env}: {row_name}, coordinates u_i σ_i of the uncentered path's SVD"),
     ]
     if result["returns"].get("cells"):
-        figures.append(plots.rebuilt_returns(result["returns"], out / "path_rebuilt_returns.png",
-                                             title=f"{cfgs[0].env}: θ_T rebuilt from top-k directions per layer"))
+        figures.append(path_figures.rebuilt_returns(result["returns"], out / "path_rebuilt_returns.png",
+                                                    title=f"{cfgs[0].env}: θ_T rebuilt from top-k directions per layer"))
     result["figures"] = [f.name for f in figures]
-    _atomic_write(out / "path.json", _dumps(result, indent=2) + "\n")
+    atomic_write(out / "path.json", dumps(result, indent=2) + "\n")
     result["out"] = out
     return result
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -87,11 +89,13 @@ def _jsonable(obj):
     raise TypeError(f"cannot write {type(obj).__name__} to JSON: {obj!r}")
 
 
-def _dumps(obj, **kw) -> str:
+def dumps(obj, **kw) -> str:
+    """Strict JSON text of obj: NaN/inf as null, numpy/jax values and Paths as plain Python ones."""
     return json.dumps(_jsonable(obj), allow_nan=False, **kw)
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Write text to path through a temporary file and a rename, so readers see the old file or the new one."""
     # A kill mid-write must leave either the old file or the new one, never half of either.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -125,6 +129,160 @@ def _drop_torn_tail(path: Path) -> None:
                 return
             pos = start
         f.truncate(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Metric rows and the run summary
+
+
+def metric_rows(metrics: dict, eval_returns, steps: int, chunk: int, seeds: int, cells: int = 1) -> list[dict]:
+    """Per-seed metric rows for one chunk (NaN stays NaN; it is written as null). The batch axis is
+    cell-major; rows carry "cell" only when several cells share the program."""
+    rows = []
+    for b in range(cells * seeds):
+        row = {"cell": b // seeds} if cells > 1 else {}
+        row.update({"seed": b % seeds, "chunk": chunk, "steps": steps})
+        row.update({k: float(v[b]) for k, v in metrics.items()})
+        row["eval_return"] = float(np.mean(eval_returns[b]))
+        rows.append(row)
+    return rows
+
+
+def episodes_to_solve(solved_at) -> dict:
+    """Per-seed episode at which the greedy policy completed its optimal streak (None: never), the count
+    solved, and the median over all seeds with unsolved seeds counted as never (None if most never did)."""
+    per_seed = [int(e) if e >= 0 else None for e in solved_at]
+    med = float(np.median([np.inf if e is None else e for e in per_seed]))
+    return {"per_seed": per_seed, "solved": sum(e is not None for e in per_seed), "median": None if np.isinf(med) else med}
+
+
+def run_summary(result) -> dict:
+    """summary.json of one trained cell (a rlx.runner.CellResult): stable keys env, agent, noise, seeds, steps,
+    wall_seconds, compile_seconds, devices, eval_return; optimal_return and episodes_to_solve on envs with a
+    known optimum (the N-chain)."""
+    cfg = result.cfg
+    summary = {
+        "env": cfg.env,
+        "agent": cfg.agent,
+        "noise": cfg.noise,
+        "seeds": result.seeds,
+        "steps": result.steps,
+        "wall_seconds": round(result.wall_seconds, 3),
+        "compile_seconds": round(result.compile_seconds, 3),
+        "devices": result.devices,
+        "eval_return": summarize([float(np.mean(r)) for r in result.eval_returns]),
+    }
+    if result.optimal_return is not None:
+        summary["optimal_return"] = result.optimal_return
+        summary["episodes_to_solve"] = episodes_to_solve(result.solved_at)
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter snapshots (path.every_updates): RUN_DIR/path/<last step>.npz, written per chunk, read by analyze
+
+PATH_DIR = "path"
+_SNAPSHOT_FILE = re.compile(r"^(\d{10})\.npz$")
+
+
+def write_snapshots(run_path: Path, steps: list[int], snaps) -> None:
+    """Write one chunk's parameter snapshots as path/{last step}.npz: "steps" (k,) and, per params leaf,
+    (batch, k, *leaf shape) float32 (the format `read_snapshots` reads). Written atomically."""
+    import jax
+
+    from rlx.nets import leaf_names
+
+    folder = run_path / PATH_DIR
+    folder.mkdir(exist_ok=True)
+    snaps = jax.device_get(snaps)
+    arrays = {"steps": np.asarray(steps, np.int64)}
+    names = leaf_names(snaps)
+    arrays.update({name: np.asarray(leaf, np.float32) for name, leaf in zip(names, jax.tree.leaves(snaps), strict=True)})
+    tmp = folder / f".{steps[-1]:010d}.tmp.npz"
+    np.savez(tmp, **arrays)
+    tmp.replace(folder / f"{steps[-1]:010d}.npz")
+
+
+def truncate_snapshots(run_path: Path, max_step: int) -> None:
+    """Drop snapshot files written after the checkpoint a run resumes from (and torn temporary files)."""
+    folder = run_path / PATH_DIR
+    if not folder.is_dir():
+        return
+    for f in folder.iterdir():
+        if f.name.startswith(".") or (f.suffix == ".npz" and f.stem.isdigit() and int(f.stem) > max_step):
+            f.unlink()
+
+
+@dataclass
+class Snapshots:
+    """The concatenated path: steps (n,) in time order and leaves[key] -> (batch, n, *leaf_shape)."""
+
+    steps: np.ndarray
+    leaves: dict[str, np.ndarray]
+    files: list[Path]
+
+    @property
+    def batch(self) -> int:
+        return next(iter(self.leaves.values())).shape[0]
+
+    @property
+    def n(self) -> int:
+        return int(self.steps.size)
+
+
+def _read_snapshot_file(f: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    try:
+        with np.load(f, allow_pickle=False) as z:
+            data = {k: np.asarray(z[k]) for k in z.files}
+    except Exception as e:  # zipfile, zlib, EOF and ValueError all mean the same thing here
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot read {f}: corrupt or truncated ({reason}); delete it to analyze the other "
+                        "snapshots") from None
+    steps = data.pop("steps", None)
+    if steps is None or steps.ndim != 1 or not np.issubdtype(steps.dtype, np.integer):
+        raise UserError(f"{f} has no 1-D integer 'steps' array; it is not a path snapshot file")
+    if not data:
+        raise UserError(f"{f} holds no parameter arrays; it is not a path snapshot file")
+    for k, a in data.items():
+        if a.ndim < 2 or a.shape[1] != steps.size:
+            raise UserError(f"{f}: {k} has shape {a.shape}, expected (batch, {steps.size}, ...) to match its steps")
+    return steps.astype(np.int64), data
+
+
+def read_snapshots(run_dir: Path | str) -> Snapshots:
+    """Read and concatenate RUN_DIR/path/*.npz in time order; UserError for anything missing or corrupt."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"no run directory {run_dir}")
+    where = run_dir / PATH_DIR
+    if not where.is_dir():
+        raise UserError(f"{run_dir} has no path/ snapshots; train it with --set path.every_updates=M (gradient updates "
+                        "between snapshots)")
+    files = sorted((f for f in where.iterdir() if _SNAPSHOT_FILE.match(f.name)), key=lambda f: int(f.name[:10]))
+    if not files:
+        raise UserError(f"{where} holds no snapshot files ({'0' * 10}.npz, ...); train with --set path.every_updates=M")
+    steps, parts, ref = [], [], None
+    for f in files:
+        s, data = _read_snapshot_file(f)
+        shapes = {k: (a.shape[0],) + a.shape[2:] for k, a in data.items()}
+        if ref is None:
+            ref = shapes
+        elif shapes != ref:
+            raise UserError(f"{f} does not match {files[0].name} (other leaves or shapes); snapshots from "
+                            f"different runs are mixed in {where}")
+        steps.append(s)
+        parts.append(data)
+    all_steps = np.concatenate(steps)
+    # A resumed run may write a chunk's snapshots again; the later file wins, as in metrics.jsonl.
+    last = {int(t): i for i, t in enumerate(all_steps)}
+    order = np.array([last[t] for t in sorted(last)], dtype=np.int64)
+    leaves = {k: np.concatenate([p[k] for p in parts], axis=1)[:, order] for k in parts[0]}
+    snaps = Snapshots(all_steps[order], leaves, files)
+    if snaps.n < 3:
+        raise UserError(f"{where} holds {snaps.n} snapshot(s); the path analysis needs at least 3 (train longer "
+                        "or with a smaller path.every_updates)")
+    return snaps
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,7 +325,7 @@ class RunDir:
 
     def write_config(self, cfg: dict) -> None:
         """Write config.json (pretty, atomic)."""
-        _atomic_write(self.path / CONFIG, _dumps(cfg, indent=2) + "\n")
+        atomic_write(self.path / CONFIG, dumps(cfg, indent=2) + "\n")
 
     def read_config(self) -> dict:
         """Read config.json; UserError if it is missing or corrupt."""
@@ -187,7 +345,7 @@ class RunDir:
         p = self.path / METRICS
         if p.exists():
             _drop_torn_tail(p)
-        text = "".join(_dumps(r) + "\n" for r in rows)
+        text = "".join(dumps(r) + "\n" for r in rows)
         with open(p, "a", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -225,8 +383,53 @@ class RunDir:
         if not p.exists():
             return
         keep = [r for r in self.read_metrics() if r.get("steps") is not None and r["steps"] <= max_step]
-        _atomic_write(p, "".join(_dumps(r) + "\n" for r in keep))
+        atomic_write(p, "".join(dumps(r) + "\n" for r in keep))
 
     def write_summary(self, summary: dict) -> None:
         """Write summary.json (pretty, atomic, NaN written as null)."""
-        _atomic_write(self.path / SUMMARY, _dumps(summary, indent=2) + "\n")
+        atomic_write(self.path / SUMMARY, dumps(summary, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening a command's run directory, and the one resume policy
+
+
+def run_path(out: Path, name: str | None, prefix: str, *, resume: bool = False) -> Path:
+    """out/<name>; without a name a fresh `<prefix>-YYYYmmdd-HHMMSS`, or on resume the newest `<prefix>-*` run."""
+    import datetime
+
+    if name:
+        if "/" in name or name in (".", ".."):
+            raise UserError(f"--name must be a plain directory name, got {name!r}.")
+        return Path(out) / name
+    if resume:
+        runs = [p for p in Path(out).glob(f"{prefix}-*") if (p / CONFIG).is_file()] if Path(out).is_dir() else []
+        if not runs:
+            raise UserError(f"nothing to resume: no run named {prefix}-* in {out}; pass --name of the run to resume.")
+        return max(runs, key=lambda p: p.stat().st_mtime)
+    return Path(out) / f"{prefix}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+
+
+def open_run(out: Path, name: str | None, prefix: str, *, resume: bool) -> RunDir:
+    """The RunDir a command writes to: run_path(out, name, prefix), which must hold a run to resume on resume."""
+    return RunDir(run_path(out, name, prefix, resume=resume), resume=resume)
+
+
+def reconcile(run: RunDir, section: str, load, given: dict, *, seeds: int | None = None):
+    """The resume policy of every command: the configuration saved in run's config.json wins, and each setting
+    given explicitly (dotted keys in `given`; `seeds` unless None) must agree with it, else a UserError naming
+    the keys. `load` rebuilds the config from config.json[section]; returns (config, seeds, config.json)."""
+    from rlx import config as C
+
+    saved = run.read_config()
+    if not isinstance(saved.get(section), dict) or not isinstance(saved.get("seeds"), int):
+        raise UserError(f"--resume: {run.path} is not a run of this command (its {CONFIG} has no '{section}'); "
+                        "give the --name of one, or start a new --name.")
+    cfg = load(saved[section])
+    asked = C.apply_overrides(cfg, given)
+    differ = [k for k in C.keys(cfg) if C.get(asked, k) != C.get(cfg, k)]
+    differ += ["seeds"] if seeds is not None and seeds != saved["seeds"] else []
+    if differ:
+        raise UserError(f"--resume: {', '.join(differ)} differ from the run in {run.path}; "
+                        "drop those settings or start a new --name.")
+    return cfg, saved["seeds"], saved

@@ -27,7 +27,7 @@ import numpy as np
 from rlx import config as C
 from rlx.errors import UserError
 from rlx.experiment import Experiment
-from rlx.results import RunDir, _atomic_write, _dumps, summarize
+from rlx.results import RunDir, atomic_write, dumps, run_summary, summarize
 
 SWEEP = "sweep.json"
 LAUNCHERS = ("local", "slurm", "submitit-local")
@@ -124,7 +124,8 @@ def _spec(exp: Experiment, cells: list[Cell], groups: list[list[int]], seeds: in
     }
 
 
-def _read_spec(sweep_dir: Path) -> dict:
+def read_spec(sweep_dir: Path) -> dict:
+    """The sweep.json of a sweep directory; UserError if it is missing or corrupt."""
     p = Path(sweep_dir) / SWEEP
     try:
         spec = json.loads(p.read_text(encoding="utf-8"))
@@ -141,9 +142,9 @@ def prepare(exp: Experiment, sweep_dir: Path, seeds: int, extra: dict | None = N
     """Write sweep.json for a new sweep, or check that an existing one is this same sweep (then it resumes)."""
     cells = expand(exp, extra)
     spec = _spec(exp, cells, plan(cells), seeds)
-    spec = json.loads(_dumps(spec))  # the form it has on disk, so that the comparison below is like for like
+    spec = json.loads(dumps(spec))  # the form it has on disk, so that the comparison below is like for like
     if (sweep_dir / SWEEP).exists():
-        old = _read_spec(sweep_dir)
+        old = read_spec(sweep_dir)
         if old["experiment"] != spec["experiment"]:
             raise UserError(
                 f"{sweep_dir} holds a sweep of experiment '{old['experiment']}', not '{exp.name}'; "
@@ -156,10 +157,10 @@ def prepare(exp: Experiment, sweep_dir: Path, seeds: int, extra: dict | None = N
             )
         if old.get("report", []) != spec["report"]:  # what to report is presentation, not the sweep's identity
             old["report"] = spec["report"]
-            _atomic_write(sweep_dir / SWEEP, _dumps(old, indent=2) + "\n")
+            atomic_write(sweep_dir / SWEEP, dumps(old, indent=2) + "\n")
         return old
     RunDir(sweep_dir, resume=False)  # checks that the directory is writable, before anything runs
-    _atomic_write(sweep_dir / SWEEP, _dumps(spec, indent=2) + "\n")
+    atomic_write(sweep_dir / SWEEP, dumps(spec, indent=2) + "\n")
     return spec
 
 
@@ -181,7 +182,7 @@ def run_group(sweep_dir, g: int, devices: int | None = None, on_chunk: Callable 
     from rlx import loop, runner
 
     sweep_dir = Path(sweep_dir)
-    spec = _read_spec(sweep_dir)
+    spec = read_spec(sweep_dir)
     path = group_dir(sweep_dir, g)
     if group_done(sweep_dir, g):
         return json.loads((path / "summary.json").read_text())["cells"]
@@ -191,9 +192,9 @@ def run_group(sweep_dir, g: int, devices: int | None = None, on_chunk: Callable 
     if not resume:
         run_dir.write_config({"configs": [C.to_dict(c) for c in cfgs], "seeds": spec["seeds"], "cells": spec["groups"][g]})
     loop.enable_compile_cache()
-    summaries = runner.train_cells(cfgs, spec["seeds"], run_dir, resume=resume, on_chunk=on_chunk, devices=devices)
-    if len(cfgs) == 1:  # train_cells writes a single cell's summary flat; a sweep always reads "cells"
-        run_dir.write_summary({"cells": summaries})
+    cells = runner.train_cells(cfgs, spec["seeds"], run_dir, resume=resume, on_chunk=on_chunk, devices=devices)
+    summaries = [run_summary(c) for c in cells]
+    run_dir.write_summary({"cells": summaries})  # written last: it marks the group done
     return summaries
 
 
@@ -237,7 +238,7 @@ def run_stat(rows: list[dict], name: str) -> float:
 def cell_results(sweep_dir: Path) -> list[dict]:
     """Per finished cell: labels, final greedy return statistics, episodes to solve, and its metric rows."""
     sweep_dir = Path(sweep_dir)
-    spec = _read_spec(sweep_dir)
+    spec = read_spec(sweep_dir)
     out = []
     for g, members in enumerate(spec["groups"]):
         if not group_done(sweep_dir, g):
@@ -280,7 +281,7 @@ def report(sweep_dir: Path) -> dict:
     from rlx import plots
 
     sweep_dir = Path(sweep_dir)
-    spec = _read_spec(sweep_dir)
+    spec = read_spec(sweep_dir)
     results = cell_results(sweep_dir)
     axes = spec.get("axes") or list(spec["cells"][0]["labels"])
     stats = spec.get("report", [])
@@ -308,7 +309,7 @@ def report(sweep_dir: Path) -> dict:
         "cells": [{k: v for k, v in r.items() if k != "rows"} for r in results],
         "unfinished": [c["labels"] for i, c in enumerate(spec["cells"]) if i not in finished],
     }
-    _atomic_write(sweep_dir / "summary.json", _dumps(summary, indent=2) + "\n")
+    atomic_write(sweep_dir / "summary.json", dumps(summary, indent=2) + "\n")
     if results:
         for axis in axes:
             plots.sweep_curves(results, axis, axes, sweep_dir / f"curves_{_safe(axis)}.png")
@@ -320,16 +321,20 @@ def report(sweep_dir: Path) -> dict:
             if n not in STATS:
                 for axis in axes:
                     plots.sweep_curves(results, axis, axes, sweep_dir / f"curves_{_safe(axis)}_{_safe(n)}.png", key=n)
-        chain_rows = [
-            {"n": int(m.group(1)), "noise": r["noise"], **r["episodes_to_solve"]}
-            for r in results
-            if "episodes_to_solve" in r and (m := re.fullmatch(r"chain-(\d+)", r["env"]))
-        ]
-        if chain_rows:
-            caps = [r["steps"] // (int(re.fullmatch(r"chain-(\d+)", r["env"]).group(1)) + 9) for r in results
-                    if "episodes_to_solve" in r]  # fmt: skip
-            plots.episodes_to_solve(chain_rows, sweep_dir / "episodes_to_solve.png", cap=max(caps))
+        _chain_figure(results, sweep_dir / "episodes_to_solve.png")
     return summary
+
+
+def _chain_figure(results: list[dict], path: Path) -> None:
+    """Episodes to solve versus chain length N (Plappert et al. Fig. 4) for the N-chain cells, if any."""
+    from rlx import plots
+    from rlx.envs import chain
+
+    rows = [{"n": chain.length(r["env"]), "steps": r["steps"], "noise": r["noise"], **r["episodes_to_solve"]}
+            for r in results if "episodes_to_solve" in r and chain.length(r["env"])]  # fmt: skip
+    if rows:
+        cap = max(r["steps"] // chain.episode_length(r["n"]) for r in rows)  # episodes in the longest budget
+        plots.episodes_to_solve(rows, path, cap=cap)
 
 
 def _safe(name: str) -> str:

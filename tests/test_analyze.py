@@ -139,7 +139,7 @@ def test_no_eval_writes_numbers_and_figures_to_run_dir_analysis(tmp_path, capsys
 
 def test_sweep_group_rows_are_cells_by_seeds(tmp_path, capsys):
     run, _, cfg = make_run(tmp_path / "g1", seeds=2)
-    lr = C.apply_overrides(cfg, {"dqn.lr": 1e-3})
+    lr = C.apply_overrides(cfg, {"optim.lr": 1e-3})
     (run / "config.json").write_text(json.dumps({"configs": [C.to_dict(cfg), C.to_dict(lr)], "seeds": 1, "cells": [3, 4]}))
     rc, _, err = rlx(capsys, "analyze", "path", run, "--no-eval", "--seed", 1)
     assert rc == 0, err
@@ -155,7 +155,7 @@ def test_host_emulator_envs_skip_the_rebuilt_policy_returns(tmp_path, capsys, mo
 
     run, _, _ = make_run(tmp_path / "run")
     real = envs.make
-    monkeypatch.setattr(envs, "make", lambda name: dataclasses.replace(real(name), kind="atari"))
+    monkeypatch.setattr(envs, "make", lambda name: dataclasses.replace(real(name), host_stepped=True))
     rc, out, err = rlx(capsys, "analyze", "path", run)
     assert rc == 0, err
     r = json.loads((run / "analysis" / "path.json").read_text())
@@ -209,7 +209,7 @@ def _corrupt(tmp_path):
     "make,args,fragment",
     [
         (_missing_dir, [], "no run directory"),
-        (_no_path, [], "--set path.every=M"),
+        (_no_path, [], "--set path.every_updates=M"),
         (_too_few, [], "needs at least 3"),
         (_corrupt, [], f"{8 * STEP:010d}.npz: corrupt or truncated"),
         (lambda p: make_run(p / "r")[0], ["--seed", "2", "--no-eval"], "--seed must be in 0..1"),

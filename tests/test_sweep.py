@@ -49,7 +49,7 @@ def test_grid_expands_short_keys_and_groups_by_static_settings(tmp_path):
     exp = load(str(_module(tmp_path, lrs=(1e-4, 3e-4, 1e-3, 3e-3))))
     cells = sweep.expand(exp)
     assert [c.labels for c in cells[:2]] == [{"noise": "eps", "lr": 1e-4}, {"noise": "eps", "lr": 3e-4}]
-    assert [c.cfg.dqn.lr for c in cells[:4]] == [1e-4, 3e-4, 1e-3, 3e-3]
+    assert [c.cfg.optim.lr for c in cells[:4]] == [1e-4, 3e-4, 1e-3, 3e-3]
     groups = sweep.plan(cells)
     assert groups == [[0, 1, 2, 3], [4, 5, 6, 7]]  # one program per noise, the lr values batched
     assert sweep.batched_axes(cells, groups) == ["lr"]
@@ -67,7 +67,7 @@ def test_chain_grid_bundles_budget_with_env():
     [
         ({"learning_rate": [1e-3]}, "unknown config key 'learning_rate'"),
         ({"lr": []}, "grid axis 'lr' of experiment 'x' is empty"),
-        ({"lr": ["fast"]}, "grid cell lr=fast: dqn.lr expects a number"),
+        ({"lr": ["fast"]}, "grid cell lr=fast: optim.lr expects a number"),
         ({"hidden": [64]}, "expects"),
         ({}, "has no grid to sweep"),
     ],
@@ -96,9 +96,9 @@ def test_show_prints_groups(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "2 compiled program(s)" in out and "batched in one program (vmapped): lr" in out
     assert "compiled separately: noise" in out
-    assert main(["show", str(_module(tmp_path)), "--seeds", "3", "--set", "dqn.gamma=0.9"]) == 0
+    assert main(["show", str(_module(tmp_path)), "--seeds", "3", "--set", "td.gamma=0.9"]) == 0
     assert "4 cells × 3 seeds" in capsys.readouterr().out
-    assert {c.cfg.dqn.gamma for c in sweep.expand(load(str(_module(tmp_path))), {"dqn.gamma": "0.9"})} == {0.9}
+    assert {c.cfg.td.gamma for c in sweep.expand(load(str(_module(tmp_path))), {"td.gamma": "0.9"})} == {0.9}
     assert main(["list"]) == 0
     assert "env[6] × noise[3]" in capsys.readouterr().out
 
@@ -108,8 +108,9 @@ def test_show_prints_groups(tmp_path, capsys):
 
 def test_sweep_batches_lr_values_into_one_program_per_noise(tmp_path, monkeypatch, capsys):
     compiles = []
-    real = runner.compile_agent
-    monkeypatch.setattr(runner, "compile_agent", lambda cfg, spec, n: compiles.append((cfg.noise, n)) or real(cfg, spec, n))
+    real = runner.build
+    monkeypatch.setattr(runner, "build", lambda cfgs, seeds, devices: compiles.append((cfgs[0].noise, len(cfgs) * seeds))
+                        or real(cfgs, seeds, devices))
     module = _module(tmp_path, lrs=(1e-4, 3e-4, 1e-3, 3e-3))
     assert main(["sweep", str(module), "--out", str(tmp_path / "runs")]) == 0
     # 8 cells x 2 seeds in two programs, each vmapped over 4 learning rates x 2 seeds
@@ -196,7 +197,7 @@ def chain(n):
 EXPERIMENT = Experiment(
     name="minichain", seeds=2, steps=4000,
     set={"net.hidden": (16, 16), "dqn.num_envs": 1, "dqn.train_every": 1, "dqn.target_every": 100,
-         "dqn.learning_starts": 500, "dqn.batch_size": 32, "dqn.lr": 1e-3, "dqn.gamma": 0.999,
+         "dqn.learning_starts": 500, "dqn.batch_size": 32, "optim.lr": 1e-3, "td.gamma": 0.999,
          "explore.eps_end": 0.1, "explore.eps_decay_steps": 2000, "eval.every": 2000, "eval.episodes": 1, "eval.solve_streak": 20},
     grid={"env": [chain(4), chain(6)], "noise": ["param"]},
 )
