@@ -3,7 +3,7 @@
 An experiment module defines `EXPERIMENT = Experiment(...)` and reads like a table:
 
     EXPERIMENT = Experiment(name="cartpole", env="cartpole", noise="eps", seeds=8, steps=500_000,
-                            set={"dqn.lr": 2.5e-4})
+                            set={"optim.lr": 2.5e-4})
 """
 
 from __future__ import annotations

@@ -137,9 +137,46 @@ def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, capsys, monk
     assert rc == 0, err
     assert metrics(tmp_path / "cut") == metrics(tmp_path / "full")
     # flags that contradict the saved run are refused, and nothing is lost
-    rc, _, err = rlx(capsys, "train", "cartpole", "--resume", "--set", "dqn.lr=1", "--out", tmp_path, "--name", "cut")
-    assert rc == 2 and "dqn.lr" in err
+    rc, _, err = rlx(capsys, "train", "cartpole", "--resume", "--set", "optim.lr=1", "--out", tmp_path, "--name", "cut")
+    assert rc == 2 and "optim.lr" in err
     assert metrics(tmp_path / "cut") == metrics(tmp_path / "full")
+
+
+def _saved_run(path: Path, section: str, cfg, seeds: int) -> str:
+    """A run directory holding only the config.json a command wrote; returns that file's text."""
+    from rlx import config as C
+
+    path.mkdir(parents=True)
+    text = json.dumps({section: C.to_dict(cfg), "seeds": seeds})
+    (path / "config.json").write_text(text)
+    return text
+
+
+def test_resume_refuses_settings_that_differ_from_the_saved_run(tmp_path, capsys):
+    from rlx import config as C
+
+    saved = C.apply_overrides(C.Config(), {"env": "cartpole", "dqn.batch_size": 32})
+    text = _saved_run(tmp_path / "cartpole-eps-20240101-000000", "config", saved, 2)
+    # without --name, --resume picks the newest ENV-NOISE-* run; each differing key is named, the file is untouched
+    args = ["--seeds", 3, "--set", "dqn.batch_size=64", "--set", "eval.episodes=4"]
+    rc, _, err = rlx(capsys, "train", "cartpole", "--resume", *args, "--out", tmp_path)
+    assert rc == 2 and err.count("\n") == 1 and "cartpole-eps-20240101-000000" in err
+    assert all(k in err for k in ("dqn.batch_size", "eval.episodes", "seeds")) and "drop those settings" in err
+    assert (tmp_path / "cartpole-eps-20240101-000000" / "config.json").read_text() == text
+    # a setting that agrees with the saved one (after type conversion) is not named
+    rc, _, err = rlx(capsys, "train", "cartpole", "--resume", "--seeds", 3, "--set", "dqn.batch_size=32.0",
+                     "--out", tmp_path)
+    assert rc == 2 and "seeds differ" in err and "batch_size" not in err
+
+
+def test_resume_of_another_commands_run_or_a_bad_name_is_exit_2(tmp_path, capsys):
+    from rlx.sentiment.lm import LMConfig
+
+    _saved_run(tmp_path / "lm", "lm", LMConfig(), 1)
+    rc, _, err = rlx(capsys, "train", "cartpole", "--resume", "--out", tmp_path, "--name", "lm")
+    assert rc == 2 and "not a run of this command" in err and err.count("\n") == 1
+    rc, _, err = rlx(capsys, "train", "cartpole", "--out", tmp_path, "--name", "a/b")
+    assert rc == 2 and "--name must be a plain directory name" in err
 
 
 def test_experiment_module_sets_the_run(tmp_path, capsys):
@@ -163,7 +200,7 @@ def test_experiment_module_sets_the_run(tmp_path, capsys):
         (["train", "cartpol"], "unknown env"),
         (["train", "cartpole", "--noise", "loud"], "unknown noise"),
         (["train", "cartpole", "--set", "dqn.lrr=1"], "unknown config key 'dqn.lrr'"),
-        (["train", "cartpole", "--set", "dqn.lr=fast"], "dqn.lr expects a number"),
+        (["train", "cartpole", "--set", "optim.lr=fast"], "optim.lr expects a number"),
         (["train", "cartpole", "--seeds", "abc"], "--seeds"),
         (["train", "cartpole", "--seeds", "0"], "seeds must be positive"),
         (["train", "cartpole", "--steps", "-10"], "steps must be positive"),

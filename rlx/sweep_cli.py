@@ -1,0 +1,129 @@
+"""The experiment-grid commands: `rlx show`, `rlx sweep` and `rlx report` (the work is rlx.sweep's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from rlx import config as C
+from rlx.errors import UserError
+from rlx.terminal import console, err_console, eval_returns, with_progress
+
+SEEDS = "Seeds per cell (default: the experiment's)."
+EXPERIMENT = "Experiment: a name from `rlx list` or a path to a .py file."
+
+
+def register(app: typer.Typer) -> None:
+    """Add show, sweep and report to the `rlx` app."""
+    app.command("show")(show_cmd)
+    app.command("sweep")(sweep_cmd)
+    app.command("report")(report_cmd)
+
+
+def _experiment_and_flags(experiment: str, seeds: int | None, sets: list[str] | None):
+    from rlx.experiment import load
+
+    exp = load(experiment)
+    n_seeds = seeds if seeds is not None else exp.seeds
+    if n_seeds <= 0:
+        raise UserError(f"--seeds must be positive, got {n_seeds}.")
+    return exp, n_seeds, C.parse_set(sets or [])
+
+
+def show_cmd(
+    experiment: str = typer.Argument(..., help=EXPERIMENT),
+    seeds: int | None = typer.Option(None, "--seeds", help=SEEDS),
+    sets: list[str] | None = typer.Option(None, "--set", help="Override a config key in every cell (repeatable)."),
+):
+    """Print an experiment's resolved grid and how `rlx sweep` will batch it into compiled programs."""
+    from rlx import sweep
+
+    exp, n_seeds, extra = _experiment_and_flags(experiment, seeds, sets)
+    cells, groups, batched = sweep.describe(exp, n_seeds, extra)
+    console.print(f"[bold]{exp.name}[/]: {exp.description}")
+    console.print(f"grid: {' × '.join(f'{k} ({len(v)})' for k, v in exp.grid.items())} = {len(cells)} cells × {n_seeds} seeds")
+    static = [a for a in exp.grid if a not in batched]
+    console.print(f"batched in one program (vmapped): {', '.join(batched) or 'none'}; "
+                  f"compiled separately: {', '.join(static) or 'none'}")
+    table = Table(title=f"{len(groups)} compiled program(s)")
+    for col in ("group", "cells", "runs (cells × seeds)", "steps", "settings"):
+        table.add_column(col)
+    for g, members in enumerate(groups):
+        table.add_row(f"g{g}", str(len(members)), f"{len(members) * n_seeds}", f"{cells[members[0]].cfg.steps:,}",
+                      "\n".join(cells[i].name() for i in members))
+    console.print(table)
+
+
+def sweep_cmd(
+    experiment: str = typer.Argument(..., help=EXPERIMENT),
+    seeds: int | None = typer.Option(None, "--seeds", help=SEEDS),
+    sets: list[str] | None = typer.Option(None, "--set", help="Override a config key in every cell (repeatable)."),
+    out: Path = typer.Option(Path("runs"), "--out", help="Directory that holds sweep directories."),
+    name: str | None = typer.Option(None, "--name", help="Sweep directory name (default: sweep-EXPERIMENT)."),
+    devices: int | None = typer.Option(None, "--devices", help="Use at most this many local devices (default: all)."),
+    launcher: str = typer.Option("local", "--launcher", help="local (this process), slurm (a submitit job array, "
+                                 "one job per program, shared filesystem) or submitit-local (the same, as local processes)."),
+):
+    """Run an experiment's grid: cells batched into the fewest programs; started again, it resumes."""
+    from rlx import loop, sweep
+    from rlx.results import run_path
+
+    if launcher not in sweep.LAUNCHERS:
+        raise UserError(f"unknown launcher '{launcher}'; choose one of {', '.join(sweep.LAUNCHERS)}.")
+    if devices is not None and devices <= 0:
+        raise UserError(f"--devices must be positive, got {devices}.")
+    exp, n_seeds, extra = _experiment_and_flags(experiment, seeds, sets)
+    path = run_path(out, name or f"sweep-{exp.name}", "")
+    spec = sweep.prepare(exp, path, n_seeds, extra)
+    pending = sweep.pending_groups(path, spec)
+    console.print(f"[bold]rlx sweep[/] {exp.name}: {len(spec['cells'])} cells × {n_seeds} seeds in "
+                  f"{len(spec['groups'])} program(s), {len(spec['groups']) - len(pending)} finished → {path}")
+    try:
+        if launcher == "local":
+            for g in pending:
+                _run_group(path, spec, g, devices)
+        else:
+            sweep.launch(path, pending, launcher, devices)
+    except loop.Interrupted:
+        sweep.report(path)
+        err_console.print(f"rlx: sweep interrupted; finished cells are in {path}. Continue with the same command.")
+        raise typer.Exit(130) from None
+    _print_sweep(sweep.report(path), spec, path)
+
+
+def _run_group(path: Path, spec: dict, g: int, devices: int | None):
+    """Run one of a sweep's compiled programs in this process under the progress bar."""
+    from rlx import sweep
+
+    cells = [spec["cells"][i] for i in spec["groups"][g]]
+    console.print(f"g{g}: " + "; ".join(" ".join(f"{k}={v}" for k, v in c["labels"].items()) for c in cells))
+    run = lambda on_chunk: sweep.run_group(path, g, devices, on_chunk)  # noqa: E731
+    with_progress(cells[0]["config"]["steps"], run, progress=eval_returns)
+
+
+def report_cmd(sweep_dir: Path = typer.Argument(..., help="A directory written by `rlx sweep`.")):
+    """Rebuild a sweep's table, results.csv, summary.json and figures from what is on disk."""
+    from rlx import sweep
+
+    spec = sweep.read_spec(sweep_dir)
+    _print_sweep(sweep.report(sweep_dir), spec, sweep_dir)
+
+
+def _print_sweep(summary: dict, spec: dict, path: Path):
+    from rlx import sweep
+
+    axes = spec.get("axes") or list(spec["cells"][0]["labels"])
+    chain = any("episodes_to_solve" in c for c in summary["cells"])
+    table = Table(title=f"{summary['experiment']}: final greedy return per cell")
+    stats = spec.get("report", [])
+    cols = [*axes, "seeds", "mean", "IQM", "95% CI", "per seed"] + (["solved, episodes"] if chain else [])
+    for col in cols + [f"{n} [95% CI]" for n in stats]:
+        table.add_column(col)
+    for row in sweep.table_rows(summary, axes, stats):
+        table.add_row(*row)
+    console.print(table)
+    if summary["unfinished"]:
+        console.print(f"{len(summary['unfinished'])} cell(s) not finished yet; run the sweep again to continue them.")
+    console.print(f"sweep directory: {path}")
