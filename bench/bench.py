@@ -81,7 +81,7 @@ def bench_sweep(steps: int, lrs=(1e-4, 2.5e-4, 5e-4, 1e-3), seeds: int = 4) -> N
         t = time.perf_counter()
         for lr in lrs:
             for seed in range(seeds):
-                cmd = [*cli, "train", "--experiment", "cartpole", "--seeds", "1", "--steps", str(steps), "--set", f"dqn.lr={lr}",
+                cmd = [*cli, "train", "--experiment", "cartpole", "--seeds", "1", "--steps", str(steps), "--set", f"optim.lr={lr}",
                        "--set", f"seed={seed}", "--out", tmp, "--name", f"lr{lr}-s{seed}"]  # fmt: skip
                 subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT, env=env)
         separate = time.perf_counter() - t
@@ -144,7 +144,7 @@ def bench_dynamics(steps: int = 20_000, seeds: int = 6) -> None:
         ("diagnostics off", ["--set", "diag.enabled=false"]),
         ("diagnostics on (default)", []),
         ("+ pptb.enabled=true", ["--set", "pptb.enabled=true"]),
-        ("+ path.every=250 (a snapshot per target period)", ["--set", "path.every=250"]),
+        ("+ path.every_updates=250 (a snapshot per target period)", ["--set", "path.every_updates=250"]),
         ("+ net.head=hadamard, tanh", ["--set", "net.head=hadamard", "--set", "net.activation=tanh"]),
     ]
     runs = [(name, run_rlx(seeds, steps, base + extra, experiment="minatar_pptb")) for name, extra in variants]

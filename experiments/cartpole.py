@@ -20,6 +20,6 @@ EXPERIMENT = Experiment(
         "explore.eps_decay_steps": 250_000,
         "dqn.train_every": 10,
         "dqn.target_every": 500,
-        "dqn.lr": 2.5e-4,
+        "optim.lr": 2.5e-4,
     },
 )

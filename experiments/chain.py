@@ -33,9 +33,9 @@ EXPERIMENT = Experiment(
     set={
         "net.hidden": (16, 16),
         "net.layer_norm": True,
-        "dqn.lr": 1e-3,
+        "optim.lr": 1e-3,
         "dqn.batch_size": 32,
-        "dqn.gamma": 0.999,
+        "td.gamma": 0.999,
         "dqn.target_every": 100,
         "dqn.buffer_size": 10_000,
         "dqn.num_envs": 1,

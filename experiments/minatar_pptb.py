@@ -22,10 +22,10 @@ MINATAR_DQN = {
     "dqn.buffer_size": 50_000,
     "dqn.learning_starts": 5_000,
     "dqn.target_every": 1_000,
-    "dqn.lr": 2.5e-4,
-    "dqn.gamma": 0.99,
+    "optim.lr": 2.5e-4,
+    "td.gamma": 0.99,
     "dqn.loss": "huber",
-    "dqn.max_grad_norm": 10.0,
+    "optim.max_grad_norm": 10.0,
     "explore.eps_start": 1.0,
     "explore.eps_end": 0.05,
     "explore.eps_decay_steps": 50_000,
@@ -42,7 +42,7 @@ EXPERIMENT = Experiment(
     steps=STEPS,
     set={
         **MINATAR_DQN,
-        "pptb.every": 2_500,  # T_p; the window's 10 snapshots are one target period (250 updates) apart
+        "pptb.every_updates": 2_500,  # T_p; the window's 10 snapshots are one target period (250 updates) apart
         "pptb.window": 10,
         "pptb.k": 2,
         "pptb.boost": 0.5,
