@@ -1,7 +1,7 @@
 """Policy Path Trimming and Boosting (Tang et al. 2024, "The Ladder in Chaos") as a plug-in for the DQN loop.
 
-Every `pptb.every / pptb.window` gradient updates the current parameters join a ring of the last `window`
-snapshots; every `pptb.every` updates (once the ring is full and learning has started) each layer — a flax
+Every `pptb.every_updates / pptb.window` gradient updates the current parameters join a ring of the last `window`
+snapshots; every `pptb.every_updates` updates (once the ring is full and learning has started) each layer — a flax
 module, its leaves flattened into one row — is replaced by `diagnostics.trim_boost` of its (window, m) path:
 the top-k reconstruction of the current row plus `boost` times the latest change of the major coordinates.
 docs/dynamics.md says exactly what runs and why.
