@@ -5,6 +5,7 @@ times in a row, versus chain length N, for ε-greedy, adaptive parameter noise a
 episodes_to_solve.png. One cell: `rlx train --experiment chain --set env=chain-50 --set steps=118000 ...`.
 """
 
+from rlx.envs.chain import episode_length
 from rlx.experiment import Experiment
 
 EPISODES = 2000  # cap per run
@@ -12,8 +13,8 @@ EPS_DECAY_EPISODES = 1000  # ε from 1 to 0.1 over the first 1000 episodes
 
 
 def chain(n: int) -> dict:
-    """chain-N with its budget in steps: an episode of chain-N lasts N + 9 steps."""
-    length = n + 9
+    """chain-N with its budget in steps (episodes of chain-N all have the same length)."""
+    length = episode_length(n)
     return {
         "env": f"chain-{n}",
         "steps": EPISODES * length,
@@ -29,7 +30,7 @@ EXPERIMENT = Experiment(
     env="chain-30",
     noise="param",
     seeds=5,
-    steps=EPISODES * 39,
+    steps=EPISODES * episode_length(30),
     set={
         "net.hidden": (16, 16),
         "net.layer_norm": True,
@@ -43,8 +44,8 @@ EXPERIMENT = Experiment(
         "dqn.learning_starts": 1_000,
         "explore.eps_start": 1.0,
         "explore.eps_end": 0.1,
-        "explore.eps_decay_steps": EPS_DECAY_EPISODES * 39,
-        "eval.every": EPISODES * 39 // 4 // 100 * 100,
+        "explore.eps_decay_steps": EPS_DECAY_EPISODES * episode_length(30),
+        "eval.every": EPISODES * episode_length(30) // 4 // 100 * 100,
         "eval.episodes": 1,
     },
     grid={
