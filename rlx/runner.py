@@ -81,22 +81,17 @@ class Program:
     init: Callable
     evaluate: Callable
     diagnose: Callable
-    abstract: Any = None  # the sharded shapes of the train state (what restore fills)
-    compile_seconds: float = 0.0
+    abstract: Any  # the sharded shapes of the train state (what restore fills)
+    compile_seconds: float
     chunks: dict = field(default_factory=dict)  # num_blocks -> compiled chunk
-
-    def timed(self, lowered):
-        """Compile a lowered program, adding the time to compile_seconds."""
-        t = time.perf_counter()
-        out = lowered.compile()
-        self.compile_seconds += time.perf_counter() - t
-        return out
 
     def chunk_for(self, state, num_blocks: int):
         """The compiled chunk for num_blocks blocks (compiled on first use, timed)."""
         if num_blocks not in self.chunks:
+            t = time.perf_counter()
             chunk = jax.jit(jax.vmap(self.agent.chunk, in_axes=(0, 0, None, None)), static_argnums=3, donate_argnums=0)
-            self.chunks[num_blocks] = self.timed(chunk.lower(state, self.hp, jnp.int32(0), num_blocks))
+            self.chunks[num_blocks] = chunk.lower(state, self.hp, jnp.int32(0), num_blocks).compile()
+            self.compile_seconds += time.perf_counter() - t
         return self.chunks[num_blocks]
 
 
@@ -110,13 +105,13 @@ def build(cfgs: list, seeds: int, devices: int | None) -> Program:
     keys = jnp.concatenate([loop.seed_keys(c, seeds) for c in cfgs])
     hp = jax.tree.map(lambda *xs: jnp.concatenate(xs), *[batch_hparams(c, seeds) for c in cfgs])
     keys, hp = jax.device_put((keys, hp), sharding)
-    prog = Program(cfgs, seeds, spec, agent, sharding, keys, hp, init=None, evaluate=None,
-                   diagnose=jax.jit(jax.vmap(agent.diagnose)))  # fmt: skip
-    prog.init = prog.timed(jax.jit(jax.vmap(agent.init)).lower(keys, hp))
+    t = time.perf_counter()
+    init = jax.jit(jax.vmap(agent.init)).lower(keys, hp).compile()
     shapes = jax.eval_shape(jax.vmap(agent.init), keys, hp)
-    prog.abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
-    prog.evaluate = prog.timed(jax.jit(jax.vmap(agent.evaluate)).lower(prog.abstract.params, keys))
-    return prog
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
+    evaluate = jax.jit(jax.vmap(agent.evaluate)).lower(abstract.params, keys).compile()
+    return Program(cfgs, seeds, spec, agent, sharding, keys, hp, init, evaluate, jax.jit(jax.vmap(agent.diagnose)),
+                   abstract, compile_seconds=time.perf_counter() - t)
 
 
 def start(prog: Program, run_dir: R.RunDir, mngr, resume: bool):
