@@ -133,19 +133,26 @@ def make_train(cfg, spec: EnvSpec) -> core.Agent:
         chunk=functools.partial(chunk, a),
         evaluate=core.greedy_evaluator(parts),
         block_steps=cfg.dqn.target_every,
-        restart_episodes=core.episode_restarter(parts),
+        restart_episodes=functools.partial(restart_episodes, core.episode_restarter(parts)),
         diagnose=core.diagnoser(parts),
     )
 
 
 def init(a: DQN, key, hp) -> core.TrainState:
-    """A fresh seed with an empty replay buffer, the target equal to the online network and an empty PPTB ring."""
+    """A fresh seed with an empty replay buffer, the target equal to the online network and an empty PPTB ring.
+
+    Frame stacks (Atari) get a replay.FrameBuffer, which keeps each frame once; with dqn.buffer_size not a
+    multiple of dqn.num_envs it holds buffer_size // num_envs transitions per env (the remainder is dropped)."""
     d, pb = a.parts.cfg.dqn, a.parts.cfg.pptb
     ts = core.init_state(a.parts, key)
-    o = ts.obs[0]
-    example = dict(obs=o, action=jnp.int32(0), reward=jnp.float32(0), next_obs=o, terminated=jnp.bool_(False))
-    return ts._replace(target=ts.params, buffer=replay.init(example, d.buffer_size),
+    return ts._replace(target=ts.params, buffer=replay.init(replay.transition(ts.obs[0]), d.buffer_size, d.num_envs),
                        pptb=pptb.init(ts.params, pb.window) if pb.enabled else ())  # fmt: skip
+
+
+def restart_episodes(restart, ts: core.TrainState, key) -> core.TrainState:
+    """core.episode_restarter's `restart`, after the replay keeps the observations it replaces: they are the
+    next_obs of the last transitions stored, which a FrameBuffer reads from the stream (replay.break_streams)."""
+    return restart(ts._replace(buffer=replay.break_streams(ts.buffer, ts.obs)), key)
 
 
 def act(a: DQN, ts, sums, hp, step):
