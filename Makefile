@@ -37,3 +37,20 @@ clean:
 # The N-chain figure (Plappert et al. Fig. 4): every N x noise cell, 5 seeds each; resumable.
 chain: $(STAMP)
 	$(BIN)/rlx sweep chain
+
+# The GPU check (bench/gpu_check.py; docs/benchmarks.md, "GPU check"): CartPole seed scaling, Pong PQN with
+# parameter noise and the 4096-unit LM, in under 9 minutes. On a lent GPU machine, run `python bench/gpu_check.py`
+# there with the image's Python, bench/wheels copied along (make gpu-wheels).
+.PHONY: gpu-check gpu-wheels
+GPU_PYTHON ?= 3.12
+GPU_WHEELS ?= bench/wheels
+
+gpu-check: $(STAMP)
+	$(BIN)/python bench/gpu_check.py
+
+# Once, with network: the wheels the GPU image lacks (gpu_check.py --requirements), for its Python (GPU_PYTHON) on
+# x86-64 Linux; the check installs the missing ones from there offline.
+gpu-wheels: | $(BIN)/python
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version $(GPU_PYTHON) \
+		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 -d $(GPU_WHEELS) $$($(BIN)/python bench/gpu_check.py --requirements)
