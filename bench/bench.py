@@ -155,20 +155,60 @@ def bench_dynamics(steps: int = 20_000, seeds: int = 6) -> None:
     print()
 
 
+def bench_cnn(iters: int = 20, batch: int = 32, reps: int = 5) -> None:
+    """The Nature CNN's gradient on this backend: value_and_grad of a squared loss of Q (batch of uint8 frame stacks)
+    and a plain SGD step, `iters` of them in one jitted lax.scan, with the convolutions as lax.conv_general_dilated
+    (what nn.Conv runs) and as PatchConv's patches @ kernel, from the same parameters. One process: both programs
+    are compiled first, then timed in turn, best of `reps`."""
+    import jax
+    import jax.numpy as jnp
+
+    from rlx.nets import NatureCNN
+
+    frames = jax.random.randint(jax.random.PRNGKey(0), (iters, batch, 4, 84, 84), 0, 256).astype(jnp.uint8)
+    models = {"lax.conv_general_dilated": NatureCNN(6, conv_patches=False), "patches @ kernel": NatureCNN(6, conv_patches=True)}
+    params = jax.jit(models["patches @ kernel"].init)(jax.random.PRNGKey(1), frames[0])
+
+    def loop(model):
+        def step(p, x):
+            loss, g = jax.value_and_grad(lambda p: jnp.mean(model.apply(p, x) ** 2))(p)
+            return jax.tree.map(lambda a, b: a - 1e-4 * b, p, g), loss
+
+        return jax.jit(lambda p, xs: jax.lax.scan(step, p, xs))
+
+    runs, compile_s, best = {}, {}, {}
+    for name, model in models.items():
+        runs[name] = loop(model)
+        t = time.perf_counter()
+        jax.block_until_ready(runs[name](params, frames))
+        compile_s[name] = time.perf_counter() - t
+    for _ in range(reps):
+        for name, run in runs.items():
+            t = time.perf_counter()
+            jax.block_until_ready(run(params, frames))
+            best[name] = min(best.get(name, float("inf")), time.perf_counter() - t)
+    print(f"Nature CNN gradient (batch {batch}, value_and_grad + SGD step), {iters} in one jitted lax.scan, best of {reps}")
+    for name in models:
+        print(f"  {name:26s} {best[name]:6.2f} s per scan, {best[name] / iters * 1000:7.1f} ms per gradient "
+              f"(compile + first run {compile_s[name]:4.1f} s)")
+    ratio = best["lax.conv_general_dilated"] / best["patches @ kernel"]
+    print(f"  patches @ kernel speed-up over lax.conv: {ratio:.2f}x (goal on CPU: >= 8x)\n")
+
+
 def main() -> None:
     """Print the benchmark tables and the ratios."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=500_000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--sweep-steps", type=int, default=100_000, help="steps per run in the sweep benchmark")
-    ap.add_argument("--part", nargs="+", choices=["dqn", "sweep", "seeds", "lm", "dynamics"], default=None,
-                    help="what to run (default: lm, dynamics, dqn and sweep; seeds too on a GPU)")  # fmt: skip
+    ap.add_argument("--part", nargs="+", choices=["dqn", "sweep", "seeds", "lm", "dynamics", "cnn"], default=None,
+                    help="what to run (default: lm, cnn, dynamics, dqn and sweep; seeds too on a GPU)")  # fmt: skip
     args = ap.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
     import jax
 
     platform_name = jax.devices()[0].platform
-    parts = args.part or ["lm", "dynamics", "dqn", "sweep"] + (["seeds"] if platform_name == "gpu" else [])
+    parts = args.part or ["lm", "cnn", "dynamics", "dqn", "sweep"] + (["seeds"] if platform_name == "gpu" else [])
     print(f"jax {jax.__version__} on {platform_name}\n")
     if "lm" in parts:
         print("sentiment LM training throughput (bytes per second per seed)")
@@ -176,6 +216,8 @@ def main() -> None:
         if platform_name == "gpu":
             bench_lm(4096, 128, 256)  # the paper's model and batch
         print()
+    if "cnn" in parts:
+        bench_cnn()
     if "dynamics" in parts:
         bench_dynamics()
     if "sweep" in parts:
