@@ -17,7 +17,7 @@ from rlx import analyze_cli, sweep_cli
 from rlx import config as C
 from rlx.errors import UserError
 from rlx.sentiment import cli as sentiment_cli
-from rlx.terminal import console, err_console, eval_returns, with_progress
+from rlx.terminal import console, err_console, eval_returns, say, with_progress
 
 try:  # typer >= 0.2x vendors click; its usage errors derive from TyperException
     from typer.exceptions import TyperException as _CliError
@@ -49,7 +49,18 @@ def _resolve(env, noise, agent, seeds, steps, sets, experiment):
         raise UserError(f"--seeds must be positive, got {n_seeds}.")
     # With --experiment, every setting the module resolves to was asked for, too (a resume checks them).
     given = {**C.flatten(C.to_dict(base)), **flags} if experiment else flags
+    _say_fitted(flags, cfg)
     return cfg, n_seeds, given
+
+
+def _say_fitted(asked: dict, cfg) -> None:
+    """One line for each of steps / eval.every that was asked for and rounded to whole blocks of the agent."""
+    from rlx import agents
+
+    for key in ("steps", "eval.every"):
+        if key in asked and C.coerce(key, int, asked[key]) != C.get(cfg, key):
+            say(f"rlx: {key} {C.coerce(key, int, asked[key]):,} → {C.get(cfg, key):,}: {cfg.agent} runs whole blocks "
+                f"of {agents.block_steps(cfg):,} env steps ({agents.block_text(cfg)}).")
 
 
 @app.command()

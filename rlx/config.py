@@ -70,6 +70,9 @@ class TDConfig:
     """Temporal-difference settings shared by the value-based agents."""
 
     gamma: float = batched(0.99)
+    # learn from reward * reward_scale (after Atari's clipping); returns are always reported unscaled. PQN's
+    # CartPole recipe uses 0.1 (Gallici et al. 2024)
+    reward_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -217,9 +220,13 @@ class Config:
     pptb: PPTBConfig = field(default_factory=PPTBConfig)
 
     def check(self) -> Config:
-        """Raise UserError for impossible values or combinations; returns self."""
-        validate(self)
-        return self
+        """The config with steps and eval.every fitted to whole blocks of its agent (rlx.agents.fit_to_blocks), or a
+        UserError for impossible values or combinations."""
+        cfg = self
+        if self.agent in registry("rlx.agents:AGENTS"):  # an unknown agent is named by validate
+            cfg = registry("rlx.agents:fit_to_blocks")(self)
+        validate(cfg)
+        return cfg
 
 
 # Keys that were renamed: the old name gets a one-line error naming the new one (saved configs are translated).
@@ -447,6 +454,7 @@ def _check_ranges(cfg: Config) -> None:
     need(d.learning_starts >= 0, f"dqn.learning_starts must be >= 0, got {d.learning_starts}.")
     need(all(h > 0 for h in cfg.net.hidden) and cfg.net.hidden, "net.hidden needs positive widths, e.g. 120,84.")
     need(0.0 <= cfg.td.gamma <= 1.0, f"td.gamma must be in [0, 1], got {cfg.td.gamma}.")
+    need(cfg.td.reward_scale > 0, f"td.reward_scale must be positive, got {cfg.td.reward_scale}.")
     need(0.0 < d.tau <= 1.0, f"dqn.tau must be in (0, 1], got {d.tau}.")
     need(o.lr > 0, f"optim.lr must be positive, got {o.lr}.")
     need(o.max_grad_norm >= 0, f"optim.max_grad_norm must be >= 0 (0 = no clipping), got {o.max_grad_norm}.")

@@ -92,12 +92,13 @@ def test_dqn_param_noise_on_pong_trains_checkpoints_and_resumes(tmp_path, capsys
 @pytest.mark.parametrize("noise", ["eps", "param", "noisy"])
 def test_pqn_on_pong_runs_with_every_noise(tmp_path, capsys, noise):
     args = [
-        "train", "pong", "--agent", "pqn", "--noise", noise, "--seeds", "2", "--steps", "128",
+        "train", "pong", "--agent", "pqn", "--noise", noise, "--seeds", "2", "--steps", "100",
         "--set", "pqn.num_envs=4", "--set", "pqn.rollout=16", "--set", "pqn.minibatches=2", "--set", "pqn.epochs=1",
         "--set", "eval.every=64", "--set", "eval.episodes=1", "--set", "optim.name=radam",
         "--out", str(tmp_path), "--name", noise,
     ]  # fmt: skip
     assert main(args) == 0, capsys.readouterr().err
     rows = _rows(tmp_path / noise)
+    assert "steps 100 → 128" in capsys.readouterr().out  # rounded up to whole rollouts of 4 x 16, and said so
     assert [r["steps"] for r in rows] == [64, 64, 128, 128]
     assert all(r["updates"] == 2 and np.isfinite(r["loss"]) for r in rows)

@@ -1,5 +1,8 @@
-"""Agents by name (`--agent NAME`): each module has `make_train(cfg, spec) -> core.Agent` and `check(cfg)`,
-which validates the loop layout it needs. A new agent is one module built on rlx.agents.core and one line here."""
+"""Agents by name (`--agent NAME`): each module has `make_train(cfg, spec) -> core.Agent`, `check(cfg)`, which
+validates the loop layout it needs, and `block_steps(cfg)`, the env steps of its smallest whole unit of work. A
+new agent is one module built on rlx.agents.core and one line here."""
+
+import dataclasses
 
 from rlx.agents import dqn, pqn
 
@@ -9,3 +12,26 @@ AGENTS = {"dqn": dqn, "pqn": pqn}
 def make_train(cfg, spec):
     """The agent cfg.agent names, built for a config and an env."""
     return AGENTS[cfg.agent].make_train(cfg, spec)
+
+
+def block_steps(cfg) -> int:
+    """Env steps per block of cfg's agent (one PQN rollout of all envs, one DQN target period); 0 when its settings
+    are not positive (validation names them)."""
+    return max(0, AGENTS[cfg.agent].block_steps(cfg))
+
+
+def fit_to_blocks(cfg):
+    """cfg with `steps` rounded up and `eval.every` rounded to the nearest whole number of blocks (at least one):
+    the compiled loop runs whole blocks, so any --steps works with any agent. Non-positive values are left for
+    validation to name."""
+    block = block_steps(cfg)
+    if block <= 0:
+        return cfg
+    steps = -(-cfg.steps // block) * block if cfg.steps > 0 else cfg.steps
+    every = max(block, round(cfg.eval.every / block) * block) if cfg.eval.every > 0 else cfg.eval.every
+    return dataclasses.replace(cfg, steps=steps, eval=dataclasses.replace(cfg.eval, every=every))
+
+
+def block_text(cfg) -> str:
+    """What one block of cfg's agent is, for messages."""
+    return AGENTS[cfg.agent].BLOCK_TEXT

@@ -14,6 +14,7 @@ counter, so under vmap it is a real `lax.cond` rather than a select that compute
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -28,6 +29,16 @@ from rlx.nets import greedy
 
 # dqn.loss: the per-sample loss of the TD error
 LOSSES = {"mse": lambda err: 0.5 * jnp.square(err), "huber": lambda err: optax.huber_loss(err, delta=1.0)}
+
+
+BLOCK_TEXT = "one target period, dqn.target_every; with path snapshots, a whole snapshot period"
+
+
+def block_steps(cfg) -> int:
+    """Env steps per block: one target period, or the lcm with the snapshot period when snapshots are on."""
+    d = cfg.dqn
+    snap = cfg.path.every_updates * d.train_every
+    return math.lcm(d.target_every, snap) if snap > 0 else d.target_every
 
 
 def check(cfg) -> None:

@@ -20,9 +20,17 @@ from rlx import config as C
 from rlx.agents import core
 from rlx.envs import EnvSpec
 
+BLOCK_TEXT = "one rollout, pqn.num_envs x pqn.rollout"
+
+
+def block_steps(cfg) -> int:
+    """Env steps per block: one rollout of every env."""
+    return cfg.pqn.num_envs * cfg.pqn.rollout
+
 
 def check(cfg) -> None:
-    """PQN's loop layout: whole rollouts per chunk and per run; no DQN-only options."""
+    """PQN's loop layout: whole rollouts per chunk and per run (rlx.agents.fit_to_blocks rounds to them); no
+    DQN-only options."""
     q, need = cfg.pqn, C.need
     need(cfg.path.every_updates == 0 and not cfg.pptb.enabled, "path.every_updates and pptb are DQN options; use --agent dqn.")
     for name in ("num_envs", "rollout", "epochs", "minibatches"):
