@@ -60,17 +60,10 @@ def test_param_noise_solves_chain_30_with_d_at_delta(tmp_path):
     _assert_distance_tracks_delta(run.read_metrics(), after_step=cfg.explore.eps_decay_steps)
 
 
-def test_pqn_learns_cartpole(tmp_path):
-    """PQN (λ-returns, no replay, no target net) lifts 2 CartPole seeds far above random (about 22) in 200k steps.
-
-    Measured with these settings: 183 and 319 (ε-greedy), 262 and 391 (parameter noise). Not tuned further.
-    """
-    from rlx import config as C
-
-    cfg = C.apply_overrides(C.Config(), {
-        "env": "cartpole", "agent": "pqn", "noise": "eps", "steps": 204_800, "eval.every": 51_200,
-        "optim.name": "radam", "optim.lr": 5e-4, "optim.lr_decay": True, "explore.eps_decay_steps": 40_960,
-        "explore.eps_end": 0.01, "net.hidden": (128, 128),
-    })  # fmt: skip
-    summary = runner.train(cfg, 2, RunDir(tmp_path / "pqn"))
-    assert summary["eval_return"]["mean"] >= 100, summary["eval_return"]["per_seed"]
+def test_pqn_solves_cartpole_with_the_authors_settings(tmp_path):
+    """experiments/pqn_cartpole.py (the PQN authors' CartPole settings): mean greedy return >= 475 over 4 seeds at
+    500k steps. Measured: 500 on all 4 seeds (50.9 s wall on the 2-core CPU); the authors' script: 500 on all 4."""
+    exp = load("pqn_cartpole")
+    summary = runner.train(exp.config(), exp.seeds, RunDir(tmp_path / "pqn"))
+    assert summary["steps"] >= 500_000
+    assert summary["eval_return"]["mean"] >= 475, summary["eval_return"]["per_seed"]

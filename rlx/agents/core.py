@@ -167,7 +167,7 @@ def init_state(parts: Parts, key) -> TrainState:
 def env_step(parts: Parts, ts: TrainState, sums: Sums, hp, step):
     """One env step of all envs with the strategy's actions; returns (state, sums, transition).
 
-    The transition holds obs, action, reward (clipped where the env asks), next_obs (the true one, also at
+    The transition holds obs, action, reward (clipped where the env asks, then times td.reward_scale), next_obs (the true one, also at
     a time limit), terminated and truncated. A host env's reset step (see envs.atari) is stored as terminal
     with reward 0: its "action" was ignored, so it only teaches Q(final observation) = 0, which no target
     ever bootstraps from; it is not counted as an episode end.
@@ -176,6 +176,8 @@ def env_step(parts: Parts, ts: TrainState, sums: Sums, hp, step):
     actions, explore, ex = parts.strategy.act(ts.explore, k_act, parts.q_apply, ts.params, ts.obs, step, hp)
     out = parts.spec.step_batch(jax.random.split(k_env, parts.num_envs), ts.env_state, actions)
     reward = jnp.sign(out.reward) if parts.spec.clip_reward else out.reward
+    if parts.cfg.td.reward_scale != 1.0:  # static: unscaled runs keep their exact numbers
+        reward = reward * parts.cfg.td.reward_scale
     transition = dict(
         obs=ts.obs,
         action=actions,

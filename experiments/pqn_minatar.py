@@ -1,0 +1,61 @@
+"""PQN against Double DQN on MinAtar Breakout at the same env steps, 4 seeds each.
+
+PQN uses the PQN authors' MinAtar settings (Gallici et al. 2024; purejaxql config `pqn_minatar`): 128 envs x 32
+steps per rollout, 2 epochs x 32 minibatches, RAdam 5e-4 decaying linearly to 0, gradient norm 10, LayerNorm,
+γ 0.99, λ 0.65, ε from 1 to 0.05 over the first 10% of the budget. DQN uses rlx's MinAtar settings (those of
+experiments/minatar_pptb.py, PPTB off). Both read the MinAtar baseline network (conv 16x3x3, dense 128).
+
+The budget, 150k env steps per seed, is a CPU budget: the authors train for 10M. `rlx sweep pqn_minatar` runs
+both cells; `rlx train --experiment pqn_minatar` runs PQN alone.
+"""
+
+from rlx.experiment import Experiment
+
+STEPS = 150_000
+
+PQN_MINATAR = {
+    "agent": "pqn",
+    "pqn.num_envs": 128,
+    "pqn.rollout": 32,
+    "pqn.epochs": 2,
+    "pqn.minibatches": 32,
+    "pqn.lam": 0.65,
+    "optim.name": "radam",
+    "optim.lr": 5e-4,
+    "optim.lr_decay": True,
+    "optim.max_grad_norm": 10.0,
+    "td.gamma": 0.99,
+    "explore.eps_start": 1.0,
+    "explore.eps_end": 0.05,
+    "explore.eps_decay_steps": STEPS // 10,
+}
+
+DQN_MINATAR = {
+    "agent": "dqn",
+    "dqn.num_envs": 4,
+    "dqn.train_every": 4,
+    "dqn.batch_size": 32,
+    "dqn.buffer_size": 50_000,
+    "dqn.learning_starts": 5_000,
+    "dqn.target_every": 1_000,
+    "dqn.loss": "huber",
+    "optim.lr": 2.5e-4,
+    "optim.max_grad_norm": 10.0,
+    "td.gamma": 0.99,
+    "explore.eps_start": 1.0,
+    "explore.eps_end": 0.05,
+    "explore.eps_decay_steps": 50_000,
+}
+
+EXPERIMENT = Experiment(
+    name="pqn_minatar",
+    description="MinAtar Breakout: PQN (the authors' settings) vs Double DQN, same env steps, 4 seeds",
+    env="breakout",
+    agent="pqn",
+    noise="eps",
+    seeds=4,
+    steps=STEPS,  # whole blocks: PQN runs 151,552 (37 rollouts of 4,096), DQN 150,000
+    set={**PQN_MINATAR, "net.hidden": (128,), "eval.every": 16_384, "eval.episodes": 10},
+    grid={"agent": [PQN_MINATAR, DQN_MINATAR]},
+    report=("score", "auc"),
+)
