@@ -9,7 +9,7 @@ The budget, 150k env steps per seed, is a CPU budget: the authors train for 10M.
 both cells; `rlx train --experiment pqn_minatar` runs PQN alone.
 """
 
-from rlx.experiment import Experiment
+from rlx.experiment import Experiment, load
 
 STEPS = 150_000
 
@@ -30,22 +30,10 @@ PQN_MINATAR = {
     "explore.eps_decay_steps": STEPS // 10,
 }
 
-DQN_MINATAR = {
-    "agent": "dqn",
-    "dqn.num_envs": 4,
-    "dqn.train_every": 4,
-    "dqn.batch_size": 32,
-    "dqn.buffer_size": 50_000,
-    "dqn.learning_starts": 5_000,
-    "dqn.target_every": 1_000,
-    "dqn.loss": "huber",
-    "optim.lr": 2.5e-4,
-    "optim.max_grad_norm": 10.0,
-    "td.gamma": 0.99,
-    "explore.eps_start": 1.0,
-    "explore.eps_end": 0.05,
-    "explore.eps_decay_steps": 50_000,
-}
+# minatar_pptb's DQN settings without PPTB; the network and evaluation are set below for both cells.
+# The base settings are PQN's, so the DQN cell also resets the optimizer to minatar_pptb's (Adam, constant lr).
+DQN_MINATAR = {"agent": "dqn", "optim.name": "adam", "optim.lr_decay": False,
+               **{k: v for k, v in load("minatar_pptb").set.items() if not k.startswith(("pptb.", "eval.", "net."))}}  # fmt: skip
 
 EXPERIMENT = Experiment(
     name="pqn_minatar",

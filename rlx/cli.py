@@ -58,8 +58,9 @@ def _say_fitted(asked: dict, cfg) -> None:
     from rlx import agents
 
     for key in ("steps", "eval.every"):
-        if key in asked and C.coerce(key, int, asked[key]) != C.get(cfg, key):
-            say(f"rlx: {key} {C.coerce(key, int, asked[key]):,} → {C.get(cfg, key):,}: {cfg.agent} runs whole blocks "
+        value = C.coerce(key, int, asked[key]) if key in asked else C.get(cfg, key)
+        if value != C.get(cfg, key):
+            say(f"rlx: {key} {value:,} → {C.get(cfg, key):,}: {cfg.agent} runs whole blocks "
                 f"of {agents.block_steps(cfg):,} env steps ({agents.block_text(cfg)}).")
 
 

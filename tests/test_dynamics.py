@@ -203,7 +203,6 @@ def test_random_probe_states_repeat_for_a_key():
         ({"net.head": "hadmard"}, "unknown net.head"),
         ({"net.activation": "gelu"}, "unknown net.activation"),
         ({"path.every_updates": 15}, "path.every_updates (15) must be a multiple of the updates per target period"),
-        ({"path.every_updates": 30}, "multiples of path.every_updates * dqn.train_every = 300"),
         ({"pptb.enabled": True, "pptb.every_updates": 45, "pptb.window": 3}, "must be a multiple of dqn.target_every"),
         ({"pptb.every_updates": 25, "pptb.window": 10}, "positive multiple of pptb.window"),
         ({"agent": "pqn", "pptb.enabled": True}, "DQN options"),

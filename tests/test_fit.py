@@ -40,6 +40,14 @@ def test_fitting_is_idempotent_and_keeps_valid_layouts():
     assert C.apply_overrides(C.Config(), {"steps": 20_000}).steps == 20_000  # already whole DQN blocks
 
 
+def test_dqn_with_path_snapshots_fits_to_whole_snapshot_periods():
+    cfg = C.apply_overrides(C.Config(), {"path.every_updates": 50, "steps": 1000, "eval.every": 700})
+    assert (cfg.steps, cfg.eval.every) == (1000, 500)  # 50 updates x 10 env steps = one target period of 500
+    cfg = C.apply_overrides(C.Config(), {"dqn.target_every": 100, "path.every_updates": 30, "steps": 1000,
+                                         "eval.every": 700})  # fmt: skip
+    assert (cfg.steps, cfg.eval.every) == (1200, 600)  # snapshots every 300 env steps, target every 100
+
+
 def test_truly_contradictory_settings_still_fail():
     with pytest.raises(UserError, match="pqn.minibatches"):
         C.apply_overrides(C.Config(), {"agent": "pqn", "pqn.num_envs": 2, "pqn.rollout": 2, "pqn.minibatches": 8})

@@ -29,17 +29,15 @@ def block_steps(cfg) -> int:
 
 
 def check(cfg) -> None:
-    """PQN's loop layout: whole rollouts per chunk and per run (rlx.agents.fit_to_blocks rounds to them); no
-    DQN-only options."""
+    """PQN's settings: positive sizes, λ in [0, 1], no DQN-only options. Whole rollouts per chunk and per run need no
+    check: Config.check fits steps and eval.every to block_steps first."""
     q, need = cfg.pqn, C.need
     need(cfg.path.every_updates == 0 and not cfg.pptb.enabled, "path.every_updates and pptb are DQN options; use --agent dqn.")
     for name in ("num_envs", "rollout", "epochs", "minibatches"):
         need(getattr(q, name) > 0, f"pqn.{name} must be positive, got {getattr(q, name)}.")
     need(0.0 <= q.lam <= 1.0, f"pqn.lam must be in [0, 1], got {q.lam}.")
-    block = q.num_envs * q.rollout
+    block = block_steps(cfg)
     need(q.minibatches <= block, f"pqn.minibatches ({q.minibatches}) cannot exceed num_envs * rollout ({block}).")
-    need(cfg.eval.every % block == 0, f"eval.every ({cfg.eval.every}) must be a multiple of pqn.num_envs * pqn.rollout ({block}).")
-    need(cfg.steps % block == 0, f"steps ({cfg.steps}) must be a multiple of pqn.num_envs * pqn.rollout ({block}).")
 
 
 def lambda_returns(reward, terminated, truncated, next_value, gamma, lam):
