@@ -1,4 +1,4 @@
-"""`make bench`: rlx's DQN against the pure-JAX reference structure, measured in this one run.
+"""`make bench`: rlx's DQN and PQN against the pure-JAX reference structures, measured in this one run.
 
 Each measurement runs in a fresh subprocess (cold JIT, no shared caches), one after another, so the
 ratios compare like with like on this machine. Wall times are printed, but the numbers to quote are
@@ -59,6 +59,37 @@ def run_reference(seeds: int, steps: int) -> dict:
         "return": d["final_return_mean"],
         "buffer": d.get("buffer", "?"),
     }
+
+
+def run_reference_pqn(seeds: int, steps: int) -> dict:
+    """bench/reference_pqn.py (the PQN authors' purejaxql structure) in a subprocess."""
+    cmd = [sys.executable, "bench/reference_pqn.py", "--seeds", str(seeds), "--steps", str(steps)]
+    t = time.perf_counter()
+    p = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+    process = time.perf_counter() - t
+    d = json.loads(p.stdout.strip().splitlines()[-1])
+    return {
+        "seeds": seeds,
+        "wall": d["wall_seconds"],
+        "compile": d["compile_seconds"],
+        "process": process,
+        "return": d["final_return_mean"],
+        "per_seed": d["final_return_per_seed"],
+    }
+
+
+def bench_pqn(steps: int, seeds: int = 4) -> None:
+    """PQN on CartPole at the authors' settings: `rlx train --experiment pqn_cartpole` against the reference."""
+    ref = run_reference_pqn(seeds, steps)
+    rlx = run_rlx(seeds, steps, [], experiment="pqn_cartpole")
+    print(f"CartPole PQN, the authors' settings (pqn_cartpole), {steps:,} steps x {seeds} seeds, compile cache off")
+    for name, r in (("reference (purejaxql structure)", ref), ("rlx train --experiment pqn_cartpole", rlx)):
+        print(f"  {name:36s} wall {r['wall']:6.1f} s (compile {r['compile']:4.1f} s, run {r['wall'] - r['compile']:6.1f} s)"
+              f"  process {r['process']:6.1f} s  return {r['return']:.1f}")  # fmt: skip
+    speedup = ref["wall"] / rlx["wall"]
+    print(f"  speed-up of rlx PQN over the reference PQN (wall, compile included): {speedup:.2f}x (goal >= 1.25x)")
+    print(f"  greedy return: reference {ref['return']:.1f} (last test during training, per seed "
+          f"{[round(x, 1) for x in ref['per_seed']]}), rlx {rlx['return']:.1f} (final evaluation)\n")  # fmt: skip
 
 
 SWEEP_MODULE = """
@@ -201,14 +232,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=500_000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--sweep-steps", type=int, default=100_000, help="steps per run in the sweep benchmark")
-    ap.add_argument("--part", nargs="+", choices=["dqn", "sweep", "seeds", "lm", "dynamics", "cnn"], default=None,
-                    help="what to run (default: lm, cnn, dynamics, dqn and sweep; seeds too on a GPU)")  # fmt: skip
+    ap.add_argument("--pqn-steps", type=int, default=500_000, help="steps per seed in the PQN benchmark (4 seeds)")
+    ap.add_argument("--part", nargs="+", choices=["dqn", "pqn", "sweep", "seeds", "lm", "dynamics", "cnn"], default=None,
+                    help="what to run (default: lm, cnn, dynamics, pqn, dqn and sweep; seeds too on a GPU)")  # fmt: skip
     args = ap.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
     import jax
 
     platform_name = jax.devices()[0].platform
-    parts = args.part or ["lm", "cnn", "dynamics", "dqn", "sweep"] + (["seeds"] if platform_name == "gpu" else [])
+    parts = args.part or ["lm", "cnn", "dynamics", "pqn", "dqn", "sweep"] + (["seeds"] if platform_name == "gpu" else [])
     print(f"jax {jax.__version__} on {platform_name}\n")
     if "lm" in parts:
         print("sentiment LM training throughput (bytes per second per seed)")
@@ -220,6 +252,8 @@ def main() -> None:
         bench_cnn()
     if "dynamics" in parts:
         bench_dynamics()
+    if "pqn" in parts:
+        bench_pqn(args.pqn_steps)
     if "sweep" in parts:
         bench_sweep(args.sweep_steps)
     if "seeds" in parts:
