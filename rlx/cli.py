@@ -89,7 +89,8 @@ def train(
     else:
         run_dir.write_config({"config": C.to_dict(cfg), "seeds": n_seeds})
     path = run_dir.path
-    console.print(f"[bold]rlx train[/] {cfg.env} noise={cfg.noise} seeds={n_seeds} steps={cfg.steps:,} → {path}")
+    console.print(f"[bold]rlx train[/] {cfg.env} noise={cfg.noise} seeds={n_seeds} steps={cfg.steps:,} "
+                  f"{_replay_text(cfg)} → {path}")
     run = lambda on_chunk: runner.train(cfg, n_seeds, run_dir, resume=resume, on_chunk=on_chunk)  # noqa: E731
     try:
         summary = with_progress(cfg.steps, run, progress=eval_returns)
@@ -98,6 +99,17 @@ def train(
         raise typer.Exit(130) from None
     plots.run_figures(run_dir.read_metrics(), path, cfg.env, cfg.noise)
     _print_summary(summary, path)
+
+
+def _replay_text(cfg) -> str:
+    """The replay memory one seed needs (from shapes: nothing is allocated), or that the agent has none."""
+    from rlx import agents, envs
+
+    nbytes = agents.replay_bytes(cfg, envs.make(cfg.env))
+    if not nbytes:
+        return "replay none"
+    unit, scale = ("MiB", 2**20) if nbytes >= 2**20 else ("KiB", 2**10)
+    return f"replay {nbytes / scale:,.1f} {unit}/seed"
 
 
 def _print_summary(summary: dict, path: Path):

@@ -66,8 +66,9 @@ def test_every_train_option_is_exercised(capsys):
 
 def test_agent_option_selects_pqn(tmp_path, capsys):
     pqn = ["--set", "pqn.num_envs=4", "--set", "pqn.rollout=8", "--set", "eval.every=512", "--steps", "1024"]
-    rc, _, err = rlx(capsys, "train", "cartpole", "--agent", "pqn", *pqn, "--out", tmp_path, "--name", "q")
+    rc, out, err = rlx(capsys, "train", "cartpole", "--agent", "pqn", *pqn, "--out", tmp_path, "--name", "q")
     assert rc == 0, err
+    assert "replay none" in out  # the run header: PQN learns from its rollouts
     summary = json.loads((tmp_path / "q" / "summary.json").read_text())
     assert summary["agent"] == "pqn" and summary["steps"] == 1024
     assert {r["updates"] for r in metrics(tmp_path / "q")} == {2.0 * 4 * 512 / 32}  # epochs x minibatches per block
@@ -99,6 +100,8 @@ def test_train_writes_the_run_directory(tmp_path, capsys):
     assert (run / "learning_curve.png").stat().st_size > 1000
     assert any((run / "checkpoints").iterdir())
     assert "greedy evaluation" in out
+    # the run header gives one seed's replay memory: 2,000 CartPole transitions of 2 x 4 float32 + 9 bytes, + 8
+    assert "replay 80.1 KiB/seed" in out
     # seeds differ
     s0 = [r["eval_return"] for r in rows if r["seed"] == 0] + [r["loss"] for r in rows if r["seed"] == 0]
     s1 = [r["eval_return"] for r in rows if r["seed"] == 1] + [r["loss"] for r in rows if r["seed"] == 1]

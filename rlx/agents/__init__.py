@@ -1,6 +1,6 @@
 """Agents by name (`--agent NAME`): each module has `make_train(cfg, spec) -> core.Agent`, `check(cfg)`, which
-validates the loop layout it needs, and `block_steps(cfg)`, the env steps of its smallest whole unit of work. A
-new agent is one module built on rlx.agents.core and one line here."""
+validates the loop layout it needs, `block_steps(cfg)`, the env steps of its smallest whole unit of work, and
+`replay_bytes(cfg, spec)`, the replay memory of one seed. A new agent is one module built on rlx.agents.core and one line here."""
 
 import dataclasses
 
@@ -35,3 +35,8 @@ def fit_to_blocks(cfg):
 def block_text(cfg) -> str:
     """What one block of cfg's agent is, for messages."""
     return AGENTS[cfg.agent].BLOCK_TEXT
+
+
+def replay_bytes(cfg, spec) -> int:
+    """Bytes of replay memory one seed of cfg's agent holds on env `spec` (0 for an agent without replay)."""
+    return AGENTS[cfg.agent].replay_bytes(cfg, spec)

@@ -41,6 +41,11 @@ def block_steps(cfg) -> int:
     return math.lcm(d.target_every, snap) if snap > 0 else d.target_every
 
 
+def replay_bytes(cfg, spec: EnvSpec) -> int:
+    """Bytes of one seed's replay buffer."""
+    return replay.nbytes(cfg, spec)
+
+
 def check(cfg) -> None:
     """The loop layout DQN needs: all envs step together, updates and target copies fall on a fixed beat,
     and snapshots and PPTB happen at target-update boundaries; these must line up or the schedule would

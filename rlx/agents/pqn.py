@@ -28,6 +28,11 @@ def block_steps(cfg) -> int:
     return cfg.pqn.num_envs * cfg.pqn.rollout
 
 
+def replay_bytes(cfg, spec: EnvSpec) -> int:
+    """PQN learns from its own rollouts: no replay."""
+    return 0
+
+
 def check(cfg) -> None:
     """PQN's settings: positive sizes, λ in [0, 1], no DQN-only options. Whole rollouts per chunk and per run need no
     check: Config.check fits steps and eval.every to block_steps first."""
