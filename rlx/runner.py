@@ -83,16 +83,22 @@ class Program:
     diagnose: Callable
     abstract: Any  # the sharded shapes of the train state (what restore fills)
     compile_seconds: float
-    chunks: dict = field(default_factory=dict)  # num_blocks -> compiled chunk
+    chunks: dict = field(default_factory=dict)  # num_blocks (static_blocks agents) or "any" -> compiled chunk
 
     def chunk_for(self, state, num_blocks: int):
-        """The compiled chunk for num_blocks blocks (compiled on first use, timed)."""
-        if num_blocks not in self.chunks:
+        """f(state, hp, step0): the compiled chunk of num_blocks blocks (compiled on first use, timed). One program
+        serves every length unless the agent has static_blocks."""
+        static = self.agent.static_blocks
+        key = num_blocks if static else "any"
+        if key not in self.chunks:
             t = time.perf_counter()
-            chunk = jax.jit(jax.vmap(self.agent.chunk, in_axes=(0, 0, None, None)), static_argnums=3, donate_argnums=0)
-            self.chunks[num_blocks] = chunk.lower(state, self.hp, jnp.int32(0), num_blocks).compile()
+            chunk = jax.jit(jax.vmap(self.agent.chunk, in_axes=(0, 0, None, None)), static_argnums=3 if static else (),
+                            donate_argnums=0)  # fmt: skip
+            self.chunks[key] = chunk.lower(state, self.hp, jnp.int32(0), num_blocks if static else jnp.int32(0)).compile()
             self.compile_seconds += time.perf_counter() - t
-        return self.chunks[num_blocks]
+        if static:
+            return self.chunks[key]
+        return lambda state, hp, step0: self.chunks[key](state, hp, step0, jnp.int32(num_blocks))
 
 
 def build(cfgs: list, seeds: int, devices: int | None) -> Program:

@@ -35,13 +35,17 @@ class Agent(NamedTuple):
     """The pure functions of one agent, for one seed (the runner vmaps them)."""
 
     init: Callable  # (key, hp) -> TrainState
-    # (state, hp, step0, num_blocks) -> (state, metrics, snapshots); num_blocks static. snapshots: the params
-    # every path.every_updates updates, stacked on a leading axis (() when there are none)
+    # (state, hp, step0, num_blocks) -> (state, metrics, snapshots); num_blocks an int32 scalar, a Python int
+    # when static_blocks. snapshots: the params every path.every_updates updates, stacked on a leading axis (()
+    # when there are none)
     chunk: Callable
     evaluate: Callable  # (params, key) -> returns of cfg.eval.episodes greedy episodes
     block_steps: int  # env steps per block; chunks are whole blocks
     restart_episodes: Callable  # (state, key) -> state with every env at the start of a new episode
     diagnose: Callable  # (params, probe_obs) -> dict of representation-health scalars (rlx.diagnostics)
+    # True when the chunk's outputs depend on num_blocks (stacked snapshots): one program per chunk length. Else
+    # one program serves every length, and the last, shorter chunk of a run costs no second compile.
+    static_blocks: bool = False
 
 
 class TrainState(NamedTuple):

@@ -146,6 +146,7 @@ def make_train(cfg, spec: EnvSpec) -> core.Agent:
         block_steps=cfg.dqn.target_every,
         restart_episodes=functools.partial(restart_episodes, core.episode_restarter(parts)),
         diagnose=core.diagnoser(parts),
+        static_blocks=a.sched.snap_blocks > 0,
     )
 
 
@@ -268,7 +269,7 @@ def chunk(a: DQN, ts, hp, step0, num_blocks: int):
 
         (ts, sums), snaps = jax.lax.scan(period, c0, jnp.arange(num_blocks // snap))
     else:
-        (ts, sums), _ = jax.lax.scan(lambda c, i: block(a, c, i, hp, step0), c0, jnp.arange(num_blocks))
+        ts, sums = jax.lax.fori_loop(0, num_blocks, lambda i, c: block(a, c, i, hp, step0)[0], c0)
         snaps = ()
     return ts, metrics(a, ts, sums), snaps
 

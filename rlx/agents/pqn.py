@@ -157,5 +157,5 @@ def block(a: PQN, c, b, hp, step0):
 def chunk(a: PQN, ts, hp, step0, num_blocks: int):
     """Run num_blocks rollouts (and their updates) starting at env step step0 (shared across seeds)."""
     c0 = (ts, core.zero_sums(a.parts, ts, hp))
-    (ts, sums), _ = jax.lax.scan(lambda c, b: block(a, c, b, hp, step0), c0, jnp.arange(num_blocks))
+    ts, sums = jax.lax.fori_loop(0, num_blocks, lambda b, c: block(a, c, b, hp, step0)[0], c0)
     return ts, {**core.loop_metrics(sums), **core.explore_metrics(sums)}, ()  # no snapshots: a DQN option
