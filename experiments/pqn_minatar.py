@@ -5,13 +5,14 @@ steps per rollout, 2 epochs x 32 minibatches, RAdam 5e-4 decaying linearly to 0,
 γ 0.99, λ 0.65, ε from 1 to 0.05 over the first 10% of the budget. DQN uses rlx's MinAtar settings (those of
 experiments/minatar_pptb.py, PPTB off). Both read the MinAtar baseline network (conv 16x3x3, dense 128).
 
-The budget, 150k env steps per seed, is a CPU budget: the authors train for 10M. `rlx sweep pqn_minatar` runs
+The budget, 1M env steps per seed, is a CPU budget (about 20 minutes for both cells on 2 cores): the authors
+train for 10M. `rlx sweep pqn_minatar` runs
 both cells; `rlx train --experiment pqn_minatar` runs PQN alone.
 """
 
 from rlx.experiment import Experiment, load
 
-STEPS = 150_000
+STEPS = 1_000_000
 
 PQN_MINATAR = {
     "agent": "pqn",
@@ -42,8 +43,8 @@ EXPERIMENT = Experiment(
     agent="pqn",
     noise="eps",
     seeds=4,
-    steps=STEPS,  # whole blocks: PQN runs 151,552 (37 rollouts of 4,096), DQN 150,000
-    set={**PQN_MINATAR, "net.hidden": (128,), "eval.every": 16_384, "eval.episodes": 10},
+    steps=STEPS,  # whole blocks: PQN runs 1,003,520 (245 rollouts of 4,096), DQN 1,000,000
+    set={**PQN_MINATAR, "net.hidden": (128,), "eval.every": 65_536, "eval.episodes": 10},
     grid={"agent": [PQN_MINATAR, DQN_MINATAR]},
     report=("score", "auc"),
 )
