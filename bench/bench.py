@@ -3,6 +3,10 @@
 Each measurement runs in a fresh subprocess (cold JIT, no shared caches), one after another, so the
 ratios compare like with like on this machine. Wall times are printed, but the numbers to quote are
 the ratios, measured here and now.
+
+The references are re-implementations (reference_dqn.py, reference_pqn.py) unless RLX_PUREJAXRL or
+RLX_PUREJAXQL names a checkout of the authors' sources: then their own dqn.py / pqn_gymnax.py is timed
+(anchors.py; nothing of theirs is in this repository).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import anchors
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,16 +48,22 @@ def run_rlx(seeds: int, steps: int, extra: list[str], cache: str = "off", experi
 
 
 def run_reference(seeds: int, steps: int) -> dict:
-    """bench/reference_dqn.py (PureJaxRL's DQN structure) in a subprocess."""
-    code = (
-        "import json, sys; sys.path.insert(0, 'bench'); import reference_dqn as r; "
-        f"print(json.dumps(r.run({seeds}, {steps})))"
-    )
+    """PureJaxRL's dqn.py from $RLX_PUREJAXRL when set, else bench/reference_dqn.py (its structure), in a
+    subprocess."""
+    source = anchors.source_from_env("dqn")
     t = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT)
+    if source:
+        d, name = anchors.run_real("dqn", source, seeds, steps), anchors.label("dqn")
+    else:
+        code = (
+            "import json, sys; sys.path.insert(0, 'bench'); import reference_dqn as r; "
+            f"print(json.dumps(r.run({seeds}, {steps})))"
+        )
+        p = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT)
+        d, name = json.loads(p.stdout.strip().splitlines()[-1]), "reference (PureJaxRL re-impl.)"
     process = time.perf_counter() - t
-    d = json.loads(p.stdout.strip().splitlines()[-1])
     return {
+        "label": name,
         "seeds": seeds,
         "wall": d["wall_seconds"],
         "compile": d["compile_seconds"],
@@ -62,13 +74,19 @@ def run_reference(seeds: int, steps: int) -> dict:
 
 
 def run_reference_pqn(seeds: int, steps: int) -> dict:
-    """bench/reference_pqn.py (the PQN authors' purejaxql structure) in a subprocess."""
-    cmd = [sys.executable, "bench/reference_pqn.py", "--seeds", str(seeds), "--steps", str(steps)]
+    """The PQN authors' pqn_gymnax.py from $RLX_PUREJAXQL when set, else bench/reference_pqn.py (their purejaxql
+    structure), in a subprocess."""
+    source = anchors.source_from_env("pqn")
     t = time.perf_counter()
-    p = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+    if source:
+        d, name = anchors.run_real("pqn", source, seeds, steps), anchors.label("pqn")
+    else:
+        cmd = [sys.executable, "bench/reference_pqn.py", "--seeds", str(seeds), "--steps", str(steps)]
+        p = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+        d, name = json.loads(p.stdout.strip().splitlines()[-1]), "reference (purejaxql re-impl.)"
     process = time.perf_counter() - t
-    d = json.loads(p.stdout.strip().splitlines()[-1])
     return {
+        "label": name,
         "seeds": seeds,
         "wall": d["wall_seconds"],
         "compile": d["compile_seconds"],
@@ -83,7 +101,7 @@ def bench_pqn(steps: int, seeds: int = 4) -> None:
     ref = run_reference_pqn(seeds, steps)
     rlx = run_rlx(seeds, steps, [], experiment="pqn_cartpole")
     print(f"CartPole PQN, the authors' settings (pqn_cartpole), {steps:,} steps x {seeds} seeds, compile cache off")
-    for name, r in (("reference (purejaxql structure)", ref), ("rlx train --experiment pqn_cartpole", rlx)):
+    for name, r in ((ref["label"], ref), ("rlx train --experiment pqn_cartpole", rlx)):
         print(f"  {name:36s} wall {r['wall']:6.1f} s (compile {r['compile']:4.1f} s, run {r['wall'] - r['compile']:6.1f} s)"
               f"  process {r['process']:6.1f} s  return {r['return']:.1f}")  # fmt: skip
     speedup = ref["wall"] / rlx["wall"]
@@ -236,6 +254,8 @@ def main() -> None:
     ap.add_argument("--part", nargs="+", choices=["dqn", "pqn", "sweep", "seeds", "lm", "dynamics", "cnn"], default=None,
                     help="what to run (default: lm, cnn, dynamics, pqn, dqn and sweep; seeds too on a GPU)")  # fmt: skip
     args = ap.parse_args()
+    for kind in [k for k in ("pqn", "dqn") if k in (args.part or ["pqn", "dqn"])]:
+        anchors.source_from_env(kind)  # a bad checkout path fails here, before any measurement
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
     import jax
 
@@ -264,7 +284,7 @@ def main() -> None:
     rows = []
     for seeds in args.seeds:
         ref = run_reference(seeds, args.steps)
-        runs = [("reference (PureJaxRL structure)", ref), ("rlx train (Double DQN, default)", run_rlx(seeds, args.steps, []))]
+        runs = [(ref["label"], ref), ("rlx train (Double DQN, default)", run_rlx(seeds, args.steps, []))]
         for noise in ("param", "noisy"):
             runs.append((f"rlx train --noise {noise}", run_rlx(seeds, args.steps, ["--noise", noise])))
         # Parameter noise turns LayerNorm on (the method asks for it); this row separates its cost from the noise's.
@@ -298,4 +318,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except anchors.AnchorError as e:  # a bad RLX_PUREJAXRL / RLX_PUREJAXQL, or their script failed: one line
+        print(f"bench: {e}", file=sys.stderr)
+        sys.exit(2)
