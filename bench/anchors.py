@@ -28,10 +28,11 @@ import os
 import re
 import subprocess
 import sys
-import time
 import traceback
 import types
 from pathlib import Path
+
+from timing import time_fresh
 
 HERE = Path(__file__).resolve().parent
 
@@ -254,28 +255,15 @@ def pqn_config(root: Path, seeds: int, steps: int) -> dict:
 
 
 def time_train(make_train, config: dict, seeds: int) -> tuple[dict, dict]:
-    """Time `jax.jit(jax.vmap(make_train(config)))(rngs)` as the re-implementations' run() does: compile of a
-    fresh build, one call of that executable, then wall time of another fresh build's first call."""
+    """Time `jax.jit(jax.vmap(make_train(config)))(rngs)` as the re-implementations' run() does (timing.time_fresh)."""
     import jax
 
     def build():
-        # A fresh closure each time: no jit cache hits. make_train writes into its config: give it a copy.
+        # make_train writes into its config: give it a copy.
         rngs = jax.random.split(jax.random.PRNGKey(int(config.get("SEED", 0))), seeds)
         return jax.jit(jax.vmap(make_train(dict(config)))), rngs
 
-    fn, rngs = build()
-    t0 = time.perf_counter()
-    compiled = fn.lower(rngs).compile()
-    compile_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    jax.block_until_ready(compiled(rngs))
-    run_seconds = time.perf_counter() - t0
-    fn, rngs = build()
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn(rngs))
-    wall_seconds = time.perf_counter() - t0
-    timings = {"compile_seconds": compile_seconds, "run_seconds": run_seconds, "wall_seconds": wall_seconds}
-    return out, timings
+    return time_fresh(build)
 
 
 def flashbax_name() -> str:

@@ -48,51 +48,39 @@ def run_rlx(seeds: int, steps: int, extra: list[str], cache: str = "off", experi
 
 
 def run_reference(seeds: int, steps: int) -> dict:
-    """PureJaxRL's dqn.py from $RLX_PUREJAXRL when set, else bench/reference_dqn.py (its structure), in a
-    subprocess."""
-    source = anchors.source_from_env("dqn")
-    t = time.perf_counter()
-    if source:
-        d, name = anchors.run_real("dqn", source, seeds, steps), anchors.label("dqn")
-    else:
-        code = (
-            "import json, sys; sys.path.insert(0, 'bench'); import reference_dqn as r; "
-            f"print(json.dumps(r.run({seeds}, {steps})))"
-        )
-        p = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT)
-        d, name = json.loads(p.stdout.strip().splitlines()[-1]), "reference (PureJaxRL re-impl.)"
-    process = time.perf_counter() - t
-    return {
-        "label": name,
-        "seeds": seeds,
-        "wall": d["wall_seconds"],
-        "compile": d["compile_seconds"],
-        "process": process,
-        "return": d["final_return_mean"],
-        "buffer": d.get("buffer", "?"),
-    }
+    """PureJaxRL's dqn.py from $RLX_PUREJAXRL when set, else bench/reference_dqn.py (its structure)."""
+    code = (
+        "import json, sys; sys.path.insert(0, 'bench'); import reference_dqn as r; "
+        f"print(json.dumps(r.run({seeds}, {steps})))"
+    )
+    return _reference("dqn", [sys.executable, "-c", code], "reference (PureJaxRL re-impl.)", seeds, steps)
 
 
 def run_reference_pqn(seeds: int, steps: int) -> dict:
-    """The PQN authors' pqn_gymnax.py from $RLX_PUREJAXQL when set, else bench/reference_pqn.py (their purejaxql
-    structure), in a subprocess."""
-    source = anchors.source_from_env("pqn")
+    """The PQN authors' pqn_gymnax.py from $RLX_PUREJAXQL when set, else bench/reference_pqn.py (their structure)."""
+    cmd = [sys.executable, "bench/reference_pqn.py", "--seeds", str(seeds), "--steps", str(steps)]
+    return _reference("pqn", cmd, "reference (purejaxql re-impl.)", seeds, steps)
+
+
+def _reference(kind: str, fallback: list[str], fallback_label: str, seeds: int, steps: int) -> dict:
+    """Run the real script of `kind` (anchors.py) when its checkout is given, else the re-implementation command
+    `fallback`, which prints its run() as the last JSON line; both in a subprocess."""
+    source = anchors.source_from_env(kind)
     t = time.perf_counter()
     if source:
-        d, name = anchors.run_real("pqn", source, seeds, steps), anchors.label("pqn")
+        d, name = anchors.run_real(kind, source, seeds, steps), anchors.label(kind)
     else:
-        cmd = [sys.executable, "bench/reference_pqn.py", "--seeds", str(seeds), "--steps", str(steps)]
-        p = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
-        d, name = json.loads(p.stdout.strip().splitlines()[-1]), "reference (purejaxql re-impl.)"
-    process = time.perf_counter() - t
+        p = subprocess.run(fallback, check=True, capture_output=True, text=True, cwd=ROOT)
+        d, name = json.loads(p.stdout.strip().splitlines()[-1]), fallback_label
     return {
         "label": name,
         "seeds": seeds,
         "wall": d["wall_seconds"],
         "compile": d["compile_seconds"],
-        "process": process,
+        "process": time.perf_counter() - t,
         "return": d["final_return_mean"],
-        "per_seed": d["final_return_per_seed"],
+        "per_seed": d.get("final_return_per_seed"),
+        "buffer": d.get("buffer", "?"),
     }
 
 

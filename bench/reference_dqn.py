@@ -31,7 +31,6 @@ seeds really differ.  This does not change the amount of work done.
 from __future__ import annotations
 
 import importlib.metadata
-import time
 from typing import Any, NamedTuple
 
 import flax
@@ -42,6 +41,7 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 from gymnax.wrappers.purerl import FlattenObservationWrapper, LogWrapper
+from timing import time_fresh
 
 try:
     import flashbax as fbx
@@ -361,19 +361,7 @@ def run(num_seeds: int, total_timesteps: int = 500_000, vmap_single: bool = Fals
     num_seeds = int(num_seeds)
     steps = int(total_timesteps)
 
-    fn, args = _build(num_seeds, steps, vmap_single)
-    t0 = time.perf_counter()
-    compiled = fn.lower(args).compile()
-    compile_seconds = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    jax.block_until_ready(compiled(args))
-    run_seconds = time.perf_counter() - t0
-
-    fn, args = _build(num_seeds, steps, vmap_single)
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn(args))
-    wall_seconds = time.perf_counter() - t0
+    out, timings = time_fresh(lambda: _build(num_seeds, steps, vmap_single))
 
     returns = out["metrics"]["returns"]
     if returns.ndim == 1:
@@ -383,9 +371,7 @@ def run(num_seeds: int, total_timesteps: int = 500_000, vmap_single: bool = Fals
     return {
         "seeds": num_seeds,
         "steps": steps,
-        "compile_seconds": compile_seconds,
-        "run_seconds": run_seconds,
-        "wall_seconds": wall_seconds,
+        **timings,
         "final_return_mean": float(jnp.mean(per_seed)),
         "final_return_per_seed": [float(x) for x in per_seed],
         "buffer": buffer_name(),

@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -64,6 +63,7 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 from gymnax.wrappers.purerl import FlattenObservationWrapper, LogWrapper
+from timing import time_fresh
 
 # The reference's pqn_cartpole settings (purejaxql/config/alg/pqn_cartpole.yaml).
 CONFIG: dict[str, Any] = {
@@ -329,19 +329,7 @@ def run(num_seeds: int, total_timesteps: int = 500_000) -> dict:
     num_seeds = int(num_seeds)
     steps = int(total_timesteps)
 
-    fn, rngs = _build(num_seeds, steps)
-    t0 = time.perf_counter()
-    compiled = fn.lower(rngs).compile()
-    compile_seconds = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    jax.block_until_ready(compiled(rngs))
-    run_seconds = time.perf_counter() - t0
-
-    fn, rngs = _build(num_seeds, steps)
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn(rngs))
-    wall_seconds = time.perf_counter() - t0
+    out, timings = time_fresh(lambda: _build(num_seeds, steps))
 
     metrics = out["metrics"]
     per_seed = metrics[TEST_RETURN][:, -1]
@@ -349,9 +337,7 @@ def run(num_seeds: int, total_timesteps: int = 500_000) -> dict:
         "seeds": num_seeds,
         "steps": steps,
         "updates": int(metrics["update_steps"].shape[1]),
-        "compile_seconds": compile_seconds,
-        "run_seconds": run_seconds,
-        "wall_seconds": wall_seconds,
+        **timings,
         "final_return_mean": float(jnp.mean(per_seed)),
         "final_return_per_seed": [float(x) for x in per_seed],
         "final_train_return_per_seed": [float(x) for x in metrics["returned_episode_returns"][:, -1]],
