@@ -16,10 +16,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _load_anchors():
-    """bench/anchors.py as a module, without putting bench/ on sys.path for the other tests."""
+    """bench/anchors.py as a module; bench/ is on sys.path only while it imports its sibling `timing`, so no other
+    test can pick up a bench module by accident."""
     spec = importlib.util.spec_from_file_location("bench_anchors", ROOT / "bench" / "anchors.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
     return module
 
 
