@@ -130,6 +130,9 @@ class ParamNoiseConfig:
     # which Dense layers are perturbed: all_dense or head
     scope: str = choice("all_dense", "rlx.exploration.param_noise:SCOPES")
     layer_norm: bool = True  # LayerNorm between perturbed layers (turn off for the ablation)
+    # exact: an independent Gaussian ξ per env and episode; flipout: per-env random signs of one shared Gaussian
+    # (each env's ξ is still N(0, I); no per-env weight copies), see rlx.exploration.param_noise
+    form: str = choice("exact", "rlx.exploration.param_noise:FORMS")
     sigma_min: float = 1e-4
     sigma_max: float = 10.0
 

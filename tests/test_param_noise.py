@@ -308,3 +308,81 @@ def test_jit_vmap_over_seeds_with_shared_step():
     # same seed, same run
     again = run(keys, params, obs, done, hp, jnp.int32(1000))
     np.testing.assert_array_equal(again[0], actions)
+
+
+# --- form flipout -------------------------------------------------------------------------------------
+
+
+def _flipout_xi(flip, i):
+    """Env i's ξ_i = diag(s_i)·Ξ·diag(r_i) on each perturbed Dense, built explicitly."""
+
+    def module(noise, signs):
+        if "kernel" not in noise or signs["kernel"].ndim == 0:  # LayerNorm, or a Dense outside the scope
+            return noise
+        s, r = signs["kernel"][i], signs["bias"][i]
+        return {"kernel": noise["kernel"] * s[:, None] * r, "bias": noise["bias"] * r}
+
+    return {"params": {k: module(v, flip.signs["params"][k]) for k, v in flip.noise["params"].items()}}
+
+
+@pytest.mark.parametrize("scope", ["all_dense", "head"])
+def test_flipout_act_equals_explicit_perturbed_networks(scope):
+    params, q_apply = _net()
+    s = pn.make(_cfg(eps_floor=0.0, sigma0=0.7, form="flipout", scope=scope), NUM_ACTIONS)
+    n = 6
+    state = s.init(jax.random.PRNGKey(21), params, n)
+    state = state._replace(env_sigma=jnp.linspace(0.1, 1.0, n))
+    obs = _obs(n)
+    q = jax.jit(lambda st, o: s.act(st, jax.random.PRNGKey(0), q_apply, params, o, 0, HP))(state, obs)
+    mask = pn.perturbation_mask(params, scope)
+    for i in range(n):
+        explicit = q_apply(pn.perturb(params, _flipout_xi(state.xi, i), state.env_sigma[i], mask), obs[i : i + 1])
+        assert int(q[0][i]) == int(jnp.argmax(explicit[0]))
+    # the perturbed Q-values themselves, through the interceptor
+    with pn.nn.intercept_methods(pn.flipout_interceptor(state.xi, state.env_sigma)):
+        q_flip = q_apply(params, obs)
+    for i in range(n):
+        explicit = q_apply(pn.perturb(params, _flipout_xi(state.xi, i), state.env_sigma[i], mask), obs[i : i + 1])
+        np.testing.assert_allclose(np.asarray(q_flip[i]), np.asarray(explicit[0]), rtol=1e-5, atol=1e-5)
+
+
+def test_flipout_outputs_match_exact_form_in_mean_and_covariance():
+    """Perturbed Q-values of one fixed state over many seeds × envs: flipout and the exact form agree in mean and
+    covariance (exact: independent ξ per env; flipout: one Ξ per seed, signs per env)."""
+    params, q_apply = _net(layer_norm=False)
+    seeds, n, sigma = 64, 64, 0.3
+    obs = jnp.tile(_obs(1, seed=5), (n, 1))
+
+    def outputs(form):
+        s = pn.make(_cfg(eps_floor=0.0, sigma0=sigma, form=form), NUM_ACTIONS)
+
+        def one_seed(key):
+            state = s.init(key, params, n)
+            if form == "flipout":
+                with pn.nn.intercept_methods(pn.flipout_interceptor(state.xi, state.env_sigma)):
+                    return q_apply(params, obs)
+            mask = pn.perturbation_mask(params, "all_dense")
+            return jax.vmap(lambda x, o: q_apply(pn.perturb(params, x, sigma, mask), o[None])[0])(state.xi, obs)
+
+        q = jax.jit(jax.vmap(one_seed))(jax.random.split(jax.random.PRNGKey(31), seeds))
+        return np.asarray(q).reshape(-1, NUM_ACTIONS)
+
+    exact, flip = outputs("exact"), outputs("flipout")
+    se = exact.std(0) / np.sqrt(len(exact))
+    np.testing.assert_array_less(np.abs(flip.mean(0) - exact.mean(0)), 5 * np.sqrt(2) * se)
+    np.testing.assert_allclose(np.cov(flip.T), np.cov(exact.T), rtol=0.15, atol=0.05 * np.abs(np.cov(exact.T)).max())
+
+
+def test_flipout_observe_redraws_signs_of_done_envs_only():
+    params, _ = _net()
+    s = pn.make(_cfg(form="flipout"), NUM_ACTIONS)
+    state = s.init(jax.random.PRNGKey(41), params, 4)
+    done = jnp.array([True, False, True, False])
+    new = jax.jit(s.observe)(state, jax.random.PRNGKey(42), params, done)
+    np.testing.assert_array_equal(new.xi.noise["params"]["Dense_0"]["kernel"], state.xi.noise["params"]["Dense_0"]["kernel"])
+    for leaf in ("kernel", "bias"):
+        old, fresh = state.xi.signs["params"]["Dense_1"][leaf], new.xi.signs["params"]["Dense_1"][leaf]
+        assert set(np.unique(np.asarray(fresh))) == {-1.0, 1.0}
+        for i in (1, 3):
+            np.testing.assert_array_equal(old[i], fresh[i])
+        assert not np.array_equal(old[0], fresh[0]) and not np.array_equal(old[2], fresh[2])

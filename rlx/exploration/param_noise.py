@@ -4,6 +4,13 @@ Each env acts greedily (plus an optional ε floor) with its own perturbed copy �
 Q-network, where ξ_i ~ N(0, I) on the Dense kernels and biases and both ξ_i and σ_i are drawn when that
 env's episode starts. Every `adapt_every` env steps σ moves by a factor α towards the target distance δ
 between the clean and a freshly perturbed policy on a replay batch. Only the clean θ is trained.
+
+`param.form` chooses how each env's ξ_i is made. `exact`: an independent Gaussian draw per env and episode.
+`flipout` (Wen et al. 2018, "Flipout: efficient pseudo-independent weight perturbations"): one Gaussian Ξ per
+seed, drawn once, and per env and episode random signs s_i (inputs) and r_i (outputs) of every perturbed Dense,
+ξ_i = diag(s_i)·Ξ·diag(r_i). Each ξ_i is still N(0, I) and an episode's perturbation stays fixed, but acting needs
+no per-env weight copy — x·W̃_i = x·W + σ_i·((x ⊙ s_i)·Ξ) ⊙ r_i is two ordinary matmuls for all envs — and a new
+episode draws only fan_in + fan_out signs per layer instead of a network's worth of Gaussians.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -22,14 +30,21 @@ _PERTURBED_LEAVES = ("kernel", "bias")
 
 
 class ParamNoiseState(NamedTuple):
-    """Per-seed exploration state; leaves of `xi` and `env_sigma` have a leading axis of num_envs."""
+    """Per-seed exploration state; leaves of `xi` (form exact) and `env_sigma` have a leading axis of num_envs."""
 
-    xi: Any  # each env's ξ_i, shaped like params on perturbed leaves (other leaves are empty: no memory)
+    xi: Any  # exact: each env's ξ_i, shaped like params on perturbed leaves (other leaves: a scalar 0); flipout: Flipout
     env_sigma: jax.Array  # σ_i, frozen when env i's episode started
     sigma: jax.Array  # the adaptive σ that the next episode to start will use
     dist: jax.Array  # distance d measured at the last adaptation (0 before the first)
     dist_avg: jax.Array  # running mean of d that the adaptation compares with δ (-1 before the first)
     delta: jax.Array  # target δ used at the last adaptation (0 before the first)
+
+
+class Flipout(NamedTuple):
+    """The `xi` of form flipout: env i's ξ_i is diag(s_i)·noise·diag(r_i) on each perturbed Dense."""
+
+    noise: Any  # Ξ, one Gaussian draw shaped like params on perturbed leaves (sample_xi), shared by the envs
+    signs: Any  # ±1 per env: (num_envs, fan_in) s_i on a perturbed kernel's leaf, (num_envs, fan_out) r_i on its bias's
 
 
 def _key_name(entry) -> str:
@@ -76,6 +91,45 @@ def sample_xi(key, params, mask):
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
+def sample_signs(key, params, mask, num_envs: int):
+    """Flipout's random signs for num_envs envs: (num_envs, fan_in) on masked kernels, (num_envs, fan_out) on masked
+    biases, a scalar 0 elsewhere; one draw sliced into leaves, as in sample_xi."""
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    flags = jax.tree_util.tree_leaves(mask)
+    sizes = [(p.shape[0] if p.ndim == 2 else p.shape[-1]) if m else 0 for p, m in zip(leaves, flags, strict=True)]
+    flat = jax.random.rademacher(key, (num_envs, sum(sizes)), jnp.float32)
+    out, start = [], 0
+    for p, size in zip(leaves, sizes, strict=True):
+        out.append(flat[:, start : start + size] if size else jnp.zeros((), p.dtype))
+        start += size
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _module_leaves(tree, path):
+    node = tree["params"]
+    for name in path:
+        node = node[name]
+    return node
+
+
+def flipout_interceptor(flip: Flipout, env_sigma):
+    """A flax method interceptor that adds env i's (row i's) perturbation σ_i·((x_i ⊙ s_i)·Ξ + Ξ_b) ⊙ r_i to the
+    output of every perturbed Dense, so one apply on the clean params gives each env's perturbed Q-values."""
+
+    def intercept(next_fun, args, kwargs, context):
+        y = next_fun(*args, **kwargs)
+        if context.method_name != "__call__" or not isinstance(context.module, nn.Dense):
+            return y
+        signs = _module_leaves(flip.signs, context.module.path)
+        if signs["kernel"].ndim == 0:  # a Dense outside the perturbation scope
+            return y
+        noise = _module_leaves(flip.noise, context.module.path)
+        flipped = (args[0] * signs["kernel"]) @ noise["kernel"] + noise["bias"]
+        return y + env_sigma[:, None] * flipped * signs["bias"]
+
+    return intercept
+
+
 def perturb(params, xi, sigma, mask):
     """θ̃ = θ + σ·ξ on the masked leaves; the others are returned unchanged (their ξ is ignored)."""
     return jax.tree.map(lambda m, p, x: (p + sigma * x).astype(p.dtype) if m else p, mask, params, xi)
@@ -107,6 +161,7 @@ def disagree_distance(q_clean, q_perturbed):
 # param.distance: (distance between clean and perturbed Q-values, target δ from ε)
 DISTANCES = {"kl": (kl_distance, target_delta_kl), "disagree": (disagree_distance, target_delta_disagree)}
 SCOPES = ("all_dense", "head")  # param.scope: which Dense layers are perturbed
+FORMS = ("exact", "flipout")  # param.form: how each env's ξ_i is drawn (see the module docstring)
 
 
 def make(cfg, num_actions: int) -> Strategy:
@@ -121,8 +176,24 @@ def make(cfg, num_actions: int) -> Strategy:
         # Same ε schedule as the ε-greedy baseline, so both explore "as much" at every step.
         return jnp.asarray(delta_of_eps(linear_epsilon(step, hp), num_actions), jnp.float32)
 
+    flipout = p.form == "flipout"
+
     def sample_envs(key, params, mask, num_envs):
+        if flipout:
+            k_noise, k_signs = jax.random.split(key)
+            return Flipout(sample_xi(k_noise, params, mask), sample_signs(k_signs, params, mask, num_envs))
         return jax.vmap(lambda k: sample_xi(k, params, mask))(jax.random.split(key, num_envs))
+
+    def perturbed_q(state, q_apply, params, obs):
+        if flipout:
+            with nn.intercept_methods(flipout_interceptor(state.xi, state.env_sigma)):
+                return q_apply(params, obs)
+        mask = perturbation_mask(params, scope)
+
+        def q_env(xi, sigma, o):
+            return q_apply(perturb(params, xi, sigma, mask), o[None])[0]
+
+        return jax.vmap(q_env)(state.xi, state.env_sigma, obs)
 
     def init(key, params, num_envs):
         mask = perturbation_mask(params, scope)
@@ -136,12 +207,7 @@ def make(cfg, num_actions: int) -> Strategy:
         )
 
     def act(state, key, q_apply, params, obs, step, hp):
-        mask = perturbation_mask(params, scope)
-
-        def q_env(xi, sigma, o):
-            return q_apply(perturb(params, xi, sigma, mask), o[None])[0]
-
-        q_perturbed = jax.vmap(q_env)(state.xi, state.env_sigma, obs)
+        q_perturbed = perturbed_q(state, q_apply, params, obs)
         actions = eps_greedy_actions(key, q_perturbed, eps_floor) if eps_floor > 0 else greedy(q_perturbed)
         clean = greedy(q_apply(params, obs))
         metrics = {
@@ -154,6 +220,12 @@ def make(cfg, num_actions: int) -> Strategy:
 
     def observe(state, key, params, done):
         mask = perturbation_mask(params, scope)
+        env_sigma = jnp.where(done, state.sigma, state.env_sigma)
+        if flipout:  # fresh signs for every env (cheap: fan_in + fan_out per layer), kept where not done
+            fresh = sample_signs(key, params, mask, done.shape[0])
+            keep = lambda new, old: jnp.where(done[:, None], new, old) if old.ndim else old  # noqa: E731
+            xi = state.xi._replace(signs=jax.tree.map(keep, fresh, state.xi.signs))
+            return state._replace(xi=xi, env_sigma=env_sigma)
 
         # Redrawing every env's ξ and selecting would cost num_envs network-sized draws on every step, though
         # episodes end rarely. A while loop redraws one finished env per iteration; under vmap over seeds it
@@ -167,7 +239,6 @@ def make(cfg, num_actions: int) -> Strategy:
             return xi, pending.at[i].set(False)
 
         xi, _ = jax.lax.while_loop(lambda c: jnp.any(c[1]), body, (state.xi, done.astype(bool)))
-        env_sigma = jnp.where(done, state.sigma, state.env_sigma)
         return state._replace(xi=xi, env_sigma=env_sigma)
 
     def adapt(state, key, q_apply, params, obs, step, hp):
