@@ -277,6 +277,8 @@ def main() -> None:
             runs.append((f"rlx train --noise {noise}", run_rlx(seeds, args.steps, ["--noise", noise])))
         # Parameter noise turns LayerNorm on (the method asks for it); this row separates its cost from the noise's.
         runs.append(("rlx --noise eps, net.layer_norm=true", run_rlx(seeds, args.steps, ["--set", "net.layer_norm=true"])))
+        flipout = ["--noise", "param", "--set", "param.form=flipout"]
+        runs.append(("rlx --noise param, param.form=flipout", run_rlx(seeds, args.steps, flipout)))
         if seeds == 1:
             runs.append(("rlx, dqn.double=false (ref's algo)", run_rlx(1, args.steps, ["--set", "dqn.double=false"])))
             with tempfile.TemporaryDirectory() as cache:
@@ -293,7 +295,7 @@ def main() -> None:
         for name, r in runs[1:]:
             print(f"  speed-up of {name.strip()} over the reference (wall, compile included): {ref['wall'] / r['wall']:.2f}x")
         eps_wall, ln_wall = runs[1][1]["wall"], runs[4][1]["wall"]
-        for name, r in runs[2:4]:
+        for name, r in (*runs[2:4], runs[5]):
             print(f"  {name} wall / rlx --noise eps wall: {r['wall'] / eps_wall:.2f}x (goal for param: <= 1.3x)")
         print(f"  rlx --noise param wall / eps with the same LayerNorm net: {runs[2][1]['wall'] / ln_wall:.2f}x")
         print()
