@@ -42,9 +42,8 @@ class NoisyDense(nn.Module):
         bias = self.param("bias", mu_init, (q,))
         sigma_kernel = self.param("sigma_kernel", sigma_init, (p, q))
         sigma_bias = self.param("sigma_bias", sigma_init, (q,))
-        y = x @ kernel + bias
         if not self.has_rng("noise"):
-            return y
+            return x @ kernel + bias
         # make_rng folds in this module's path, so every layer draws its own noise from one key.
         k_in, k_out = jax.random.split(self.make_rng("noise"))
         eps_in = f_scale(jax.random.normal(k_in, (p,), x.dtype))
@@ -52,8 +51,11 @@ class NoisyDense(nn.Module):
         # Visible to tests and diagnostics via apply(..., mutable=["intermediates"]); free otherwise.
         self.sow("intermediates", "eps_in", eps_in)
         self.sow("intermediates", "eps_out", eps_out)
-        # x (σ_w ⊙ ε_in ε_outᵀ) = ((x ⊙ ε_in) σ_w) ⊙ ε_out: the p×q noise matrix is never built.
-        return y + ((x * eps_in) @ sigma_kernel) * eps_out + sigma_bias * eps_out
+        # Building W costs p·q multiply-adds; the factorised form x·μ_w + ((x ⊙ ε_in)·σ_w) ⊙ ε_out, which never
+        # builds it, costs a second batch×p×q matmul and its backward pass: the CartPole TD update (batch 128,
+        # 8 seeds) took 4.6-5.5 ms that way against 2.2-2.8 ms with W built (bench in docs/benchmarks.md).
+        w = kernel + sigma_kernel * (eps_in[:, None] * eps_out)
+        return x @ w + bias + sigma_bias * eps_out
 
 
 ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh}  # net.activation
