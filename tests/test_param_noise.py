@@ -245,19 +245,22 @@ def test_act_is_argmax_of_each_envs_perturbed_network():
     assert actions.dtype == jnp.int32
 
 
-def test_frac_differs_zero_for_tiny_sigma_positive_for_huge():
+def test_frac_differs_is_the_disagreement_measured_at_adaptation():
     params, q_apply = _net()
-    n = 64
-    obs = _obs(n)
+    obs, key = _obs(64), jax.random.PRNGKey(11)
 
-    def frac(sigma):
-        s = pn.make(_cfg(eps_floor=0.0, sigma0=sigma, sigma_min=min(sigma, 1e-4)), NUM_ACTIONS)
-        state = s.init(jax.random.PRNGKey(11), params, n)
-        _, _, m = _act(s, state, jax.random.PRNGKey(12), q_apply, params, obs)
-        return float(m["frac_differs"])
+    def frac(sigma, distance="kl"):
+        s = pn.make(_cfg(eps_floor=0.0, sigma0=sigma, sigma_min=min(sigma, 1e-4), distance=distance), NUM_ACTIONS)
+        state = _adapt(s, s.init(key, params, 4), jax.random.PRNGKey(12), q_apply, params, obs)
+        _, _, m = _act(s, state, jax.random.PRNGKey(13), q_apply, params, obs[:4])
+        assert float(m["frac_differs"]) == float(state.differs)
+        return state
 
-    assert frac(1e-8) == 0.0
-    assert frac(10.0) > 0.2
+    assert float(frac(1e-8).differs) == 0.0
+    assert float(frac(10.0).differs) > 0.2
+    # With the disagreement distance the metric is d itself: the same two Q batches feed both.
+    state = frac(0.5, distance="disagree")
+    assert float(state.differs) == pytest.approx(float(state.dist))
 
 
 def test_eps_floor_one_is_uniform():
@@ -266,10 +269,9 @@ def test_eps_floor_one_is_uniform():
     n = 6000
     state = s.init(jax.random.PRNGKey(13), params, n)
     obs = jnp.zeros((n, OBS_DIM))  # every env would pick the same greedy action
-    actions, _, m = _act(s, state, jax.random.PRNGKey(14), q_apply, params, obs)
+    actions, _, _ = _act(s, state, jax.random.PRNGKey(14), q_apply, params, obs)
     counts = np.bincount(np.asarray(actions), minlength=NUM_ACTIONS) / n
     np.testing.assert_allclose(counts, 1.0 / NUM_ACTIONS, atol=0.03)
-    np.testing.assert_allclose(float(m["frac_differs"]), 1 - counts[int(jnp.argmax(q_apply(params, obs[:1])))])
 
 
 # --- under jit(vmap) over seeds ---------------------------------------------------------------------

@@ -38,6 +38,7 @@ class ParamNoiseState(NamedTuple):
     dist: jax.Array  # distance d measured at the last adaptation (0 before the first)
     dist_avg: jax.Array  # running mean of d that the adaptation compares with δ (-1 before the first)
     delta: jax.Array  # target δ used at the last adaptation (0 before the first)
+    differs: jax.Array  # fraction of the last adaptation's batch whose greedy action its perturbation changed
 
 
 class Flipout(NamedTuple):
@@ -204,18 +205,15 @@ def make(cfg, num_actions: int) -> Strategy:
             dist=jnp.float32(0.0),
             dist_avg=jnp.float32(-1.0),
             delta=jnp.float32(0.0),
+            differs=jnp.float32(0.0),
         )
 
     def act(state, key, q_apply, params, obs, step, hp):
         q_perturbed = perturbed_q(state, q_apply, params, obs)
         actions = eps_greedy_actions(key, q_perturbed, eps_floor) if eps_floor > 0 else greedy(q_perturbed)
-        clean = greedy(q_apply(params, obs))
-        metrics = {
-            "sigma": state.sigma,
-            "dist": state.dist,
-            "delta": target(step, hp),
-            "frac_differs": jnp.mean((actions != clean).astype(jnp.float32)),
-        }
+        # frac_differs comes from the last adaptation: a clean forward pass at every acting step only to log it
+        # cost 14% of an 8-seed CartPole run.
+        metrics = {"sigma": state.sigma, "dist": state.dist, "delta": target(step, hp), "frac_differs": state.differs}
         return actions, state, metrics
 
     def observe(state, key, params, done):
@@ -245,7 +243,8 @@ def make(cfg, num_actions: int) -> Strategy:
         mask = perturbation_mask(params, scope)
         # A fresh ξ (not any env's) measures what the current σ does, independent of episode timing.
         perturbed = perturb(params, sample_xi(key, params, mask), state.sigma, mask)
-        d = distance(q_apply(params, obs), q_apply(perturbed, obs))
+        q_clean, q_perturbed = q_apply(params, obs), q_apply(perturbed, obs)
+        d = distance(q_clean, q_perturbed)
         delta = target(step, hp)
         # The paper compares a single d with δ, which drives the *median* of d to δ. Over perturbations d is
         # right-skewed (one ξ can flip many argmaxes), so its mean then sits well above δ (measured 2.2x on
@@ -253,7 +252,13 @@ def make(cfg, num_actions: int) -> Strategy:
         avg = jnp.where(state.dist_avg < 0, d, smoothing * state.dist_avg + (1.0 - smoothing) * d)
         sigma = jnp.where(avg <= delta, state.sigma * alpha, state.sigma / alpha)
         sigma = jnp.clip(sigma, p.sigma_min, p.sigma_max).astype(jnp.float32)
-        return state._replace(sigma=sigma, dist=d.astype(jnp.float32), dist_avg=avg.astype(jnp.float32), delta=delta)
+        return state._replace(
+            sigma=sigma,
+            dist=d.astype(jnp.float32),
+            dist_avg=avg.astype(jnp.float32),
+            delta=delta,
+            differs=disagree_distance(q_clean, q_perturbed),
+        )
 
     return Strategy(
         init=init,
