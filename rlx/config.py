@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import types
 import typing
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ class NetConfig:
     """Q-network shape."""
 
     hidden: tuple[int, ...] = (120, 84)  # MLP widths (the Nature CNN has its own)
-    layer_norm: bool = False
+    layer_norm: bool = False  # LayerNorm after each hidden Dense (parameter noise turns it on)
     # auto: the Nature CNN (32x8x8/4, 64x4x4/2, 64x3x3/1, dense 512) for stacks of 84x84 frames, the MinAtar
     # CNN (16x3x3/1, then the dense `hidden` layers) for 10x10xC grids, else an MLP
     torso: str = choice("auto", "rlx.nets:TORSOS")
@@ -58,8 +59,8 @@ class NetConfig:
 class OptimConfig:
     """The optimizer every agent trains with: gradient clipping, then the optimizer's scaling, then -lr."""
 
-    name: str = choice("adam", "rlx.agents.core:OPTIMIZERS")
-    lr: float = batched(2.5e-4)
+    name: str = choice("adam", "rlx.agents.core:OPTIMIZERS")  # adam, radam, rmsprop or sgd
+    lr: float = batched(2.5e-4)  # learning rate
     lr_decay: bool = False  # linear decay to 0 over the run
     eps: float = 1e-8  # Adam's, RAdam's and RMSprop's epsilon
     max_grad_norm: float = 10.0  # 0 = no clipping (the anchor does not clip)
@@ -69,7 +70,7 @@ class OptimConfig:
 class TDConfig:
     """Temporal-difference settings shared by the value-based agents."""
 
-    gamma: float = batched(0.99)
+    gamma: float = batched(0.99)  # discount factor
     # learn from reward * reward_scale (after Atari's clipping); returns are always reported unscaled. PQN's
     # CartPole recipe uses 0.1 (Gallici et al. 2024)
     reward_scale: float = 1.0
@@ -79,14 +80,14 @@ class TDConfig:
 class DQNConfig:
     """DQN's replay, update schedule and target network (agent=dqn)."""
 
-    num_envs: int = 10
-    buffer_size: int = 10_000
-    batch_size: int = 128
-    learning_starts: int = 10_000
+    num_envs: int = 10  # envs per seed, stepped together
+    buffer_size: int = 10_000  # replay capacity in transitions, per seed
+    batch_size: int = 128  # transitions per gradient update
+    learning_starts: int = 10_000  # env steps of acting before the first update
     train_every: int = 10  # env steps per gradient update
     target_every: int = 500  # env steps per target-network update
     tau: float = batched(1.0)  # 1.0 = hard copy, <1 = Polyak averaging
-    double: bool = True
+    double: bool = True  # Double DQN: the online network picks the next action, the target network values it
     # MSE is the anchor's loss; with these CartPole settings Huber (available) let Q diverge (see README).
     loss: str = choice("mse", "rlx.agents.dqn:LOSSES")
 
@@ -98,7 +99,7 @@ class PQNConfig:
     lr, the optimizer and clipping come from optim.* (optim.name=radam is the paper's), γ from td.gamma.
     """
 
-    num_envs: int = 16
+    num_envs: int = 16  # envs per seed, stepped together
     rollout: int = 32  # env steps per env between updates; one block = num_envs * rollout env steps
     lam: float = 0.65  # λ of the λ-returns
     epochs: int = 2  # passes over each rollout
@@ -109,9 +110,9 @@ class PQNConfig:
 class ExploreConfig:
     """Exploration schedule shared by all strategies (ε-greedy uses it directly)."""
 
-    eps_start: float = batched(1.0)
-    eps_end: float = batched(0.05)
-    eps_decay_steps: int = batched(250_000)
+    eps_start: float = batched(1.0)  # ε at step 0
+    eps_end: float = batched(0.05)  # ε once the decay is over
+    eps_decay_steps: int = batched(250_000)  # env steps of the linear decay from eps_start to eps_end
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,8 @@ class ParamNoiseConfig:
     # exact: an independent Gaussian ξ per env and episode; flipout: per-env random signs of one shared Gaussian
     # (each env's ξ is still N(0, I); no per-env weight copies), see rlx.exploration.param_noise
     form: str = choice("exact", "rlx.exploration.param_noise:FORMS")
-    sigma_min: float = 1e-4
-    sigma_max: float = 10.0
+    sigma_min: float = 1e-4  # floor of the adaptive σ
+    sigma_max: float = 10.0  # ceiling of the adaptive σ
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ class LangevinConfig:
 class DiagConfig:
     """Representation health (rlx.diagnostics), measured after every chunk (eval.every env steps)."""
 
-    enabled: bool = True
+    enabled: bool = True  # srank, effective rank, dormant and saturated fractions after every chunk
     batch: int = 256  # probe states, collected once per seed by a uniform-random policy
     delta: float = 0.01  # srank threshold: smallest k whose singular values hold 1 - delta of the total
     eps: float = 0.01  # a tanh unit is saturated when |h| >= 1 - eps on every probe state
@@ -178,7 +179,7 @@ class PathConfig:
 class PPTBConfig:
     """Policy Path Trimming and Boosting (Tang et al. 2024); see docs/dynamics.md for exactly what runs."""
 
-    enabled: bool = False
+    enabled: bool = False  # apply PPTB during training (agent=dqn)
     every_updates: int = 2_500  # T_p: gradient updates between applications
     window: int = 10  # n: snapshots (every T_p / n updates) the temporal SVD runs over
     k: int = 2  # major directions kept per layer
@@ -191,7 +192,7 @@ class EvalConfig:
     """Greedy evaluation on the clean parameters."""
 
     every: int = 50_000  # env steps between evaluations; also the chunk size of the compiled loop
-    episodes: int = 10
+    episodes: int = 10  # greedy episodes per seed at each evaluation
     # Fixed-length envs with a known optimum (the N-chain): solved once the greedy policy, checked after
     # every episode, has been optimal this many episodes in a row.
     solve_streak: int = 100
@@ -203,11 +204,14 @@ class Config:
 
     noun: ClassVar[str] = "config key"  # what error messages call a key of this config
 
-    env: str = "cartpole"
-    agent: str = choice("dqn", "rlx.agents:AGENTS")
-    noise: str = choice("eps", "rlx.exploration:STRATEGIES")
-    steps: int = 500_000
-    seed: int = 0
+    env: str = "cartpole"  # a gymnax env by short name or id, Atari pong, or chain-N (`rlx envs`)
+    agent: str = choice("dqn", "rlx.agents:AGENTS")  # dqn (replay, target network) or pqn (λ-returns, no replay)
+    noise: str = choice("eps", "rlx.exploration:STRATEGIES")  # exploration: none, eps, param, noisy or langevin
+    steps: int = 500_000  # training budget per seed, summed over its envs
+    seed: int = 0  # base of every seed's key: seed i uses fold_in(PRNGKey(seed), i)
+    # XLA's deterministic ops on GPU: scatters and reductions without atomics, so a seed gives the same numbers on
+    # every run (rlx.loop.use_deterministic_ops); CPU programs are deterministic already
+    deterministic: bool = False
     net: NetConfig = field(default_factory=NetConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     td: TDConfig = field(default_factory=TDConfig)
@@ -432,10 +436,34 @@ def registry(ref: str) -> dict:
     return getattr(importlib.import_module(module), name)
 
 
-def need(ok: bool, msg: str) -> None:
-    """Raise UserError(msg) unless ok."""
+def need(ok: bool, msg: str, works: dict) -> None:
+    """Raise UserError unless ok. msg names the keys in conflict; `works` maps keys to values that resolve it, and
+    the error ends with them as flags, so every refusal says what to type instead."""
     if not ok:
-        raise UserError(msg)
+        raise UserError(f"{msg} Try {as_flags(works)}.")
+
+
+def as_flags(settings: dict) -> str:
+    """{"dqn.tau": 1.0} -> "--set dqn.tau=1" (tuples as comma lists, booleans as true/false)."""
+
+    def text(v):
+        if isinstance(v, bool):
+            return str(v).lower()
+        if isinstance(v, (tuple, list)):
+            return ",".join(str(x) for x in v)
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    return " ".join(f"--set {k}={text(v)}" for k, v in settings.items())
+
+
+def default(key: str):
+    """The default value of a dotted key of the RL Config."""
+    return get(Config(), key)
+
+
+def nearest_multiple(value: int, base: int) -> int:
+    """The positive multiple of base closest to value (ties go up)."""
+    return max(base, base * round(value / base + 1e-9))
 
 
 def validate(cfg: Config) -> None:
@@ -443,48 +471,96 @@ def validate(cfg: Config) -> None:
     for key, f in _leaf_fields(Config):
         if "choices" in f.metadata:
             value, table = get(cfg, key), registry(f.metadata["choices"])
-            need(value in table, f"unknown {key} '{value}'.{did_you_mean(value, table)}")
+            need(value in table, f"unknown {key} '{value}'.{did_you_mean(value, table)}", {key: default(key)})
     _check_ranges(cfg)
     _check_dynamics(cfg)
     registry("rlx.agents:AGENTS")[cfg.agent].check(cfg)
 
 
+def need_range(cfg: Config, key: str, ok, what: str) -> None:
+    """need(ok(value of key)) with the message "key must be <what>, got <value>" and the default as the fix."""
+    value = get(cfg, key)
+    need(ok(value), f"{key} must be {what}, got {value}.", {key: default(key)})
+
+
+POSITIVE = (
+    "steps", "dqn.num_envs", "dqn.buffer_size", "dqn.batch_size", "dqn.train_every", "dqn.target_every",
+    "optim.lr", "td.reward_scale", "explore.eps_decay_steps", "param.sigma0", "param.adapt_every", "noisy.sigma0",
+    "eval.every", "eval.solve_streak", "eval.episodes", "langevin.beta", "diag.batch",
+)  # fmt: skip
+UNIT_INTERVAL = ("td.gamma", "explore.eps_start", "explore.eps_end", "param.eps_floor")  # each in [0, 1]
+
+
 def _check_ranges(cfg: Config) -> None:
-    d, o = cfg.dqn, cfg.optim
-    need(cfg.steps > 0, f"steps must be positive, got {cfg.steps}.")
-    for name in ("num_envs", "buffer_size", "batch_size", "train_every", "target_every"):
-        need(getattr(d, name) > 0, f"dqn.{name} must be positive, got {getattr(d, name)}.")
-    need(d.learning_starts >= 0, f"dqn.learning_starts must be >= 0, got {d.learning_starts}.")
-    need(all(h > 0 for h in cfg.net.hidden) and cfg.net.hidden, "net.hidden needs positive widths, e.g. 120,84.")
-    need(0.0 <= cfg.td.gamma <= 1.0, f"td.gamma must be in [0, 1], got {cfg.td.gamma}.")
-    need(cfg.td.reward_scale > 0, f"td.reward_scale must be positive, got {cfg.td.reward_scale}.")
-    need(0.0 < d.tau <= 1.0, f"dqn.tau must be in (0, 1], got {d.tau}.")
-    need(o.lr > 0, f"optim.lr must be positive, got {o.lr}.")
-    need(o.max_grad_norm >= 0, f"optim.max_grad_norm must be >= 0 (0 = no clipping), got {o.max_grad_norm}.")
-    e = cfg.explore
-    need(0.0 <= e.eps_end <= 1.0 and 0.0 <= e.eps_start <= 1.0, "explore.eps_start and eps_end must be in [0, 1].")
-    need(e.eps_decay_steps > 0, f"explore.eps_decay_steps must be positive, got {e.eps_decay_steps}.")
+    for key in POSITIVE:
+        need_range(cfg, key, lambda v: v > 0, "positive")
+    for key in UNIT_INTERVAL:
+        need_range(cfg, key, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
+    for key in ("dqn.learning_starts", "optim.max_grad_norm", "param.delta", "langevin.damping", "pptb.boost"):
+        need_range(cfg, key, lambda v: v >= 0, ">= 0 (0 turns it off where that means something)")
+    for key in ("param.smoothing", "langevin.decay", "pptb.beta"):
+        need_range(cfg, key, lambda v: 0 <= v < 1, "in [0, 1)")
+    need_range(cfg, "net.hidden", lambda v: bool(v) and all(h > 0 for h in v), "one or more positive widths")
+    need_range(cfg, "dqn.tau", lambda v: 0.0 < v <= 1.0, "in (0, 1] (1 = hard copy)")
+    need_range(cfg, "param.alpha", lambda v: v > 1.0, "> 1")
     p = cfg.param
-    need(p.sigma0 > 0 and p.alpha > 1.0, "param.sigma0 must be positive and param.alpha > 1.")
-    need(0 < p.sigma_min <= p.sigma0 <= p.sigma_max, "need 0 < param.sigma_min <= param.sigma0 <= param.sigma_max.")
-    need(p.adapt_every > 0, f"param.adapt_every must be positive, got {p.adapt_every}.")
-    need(0 <= p.smoothing < 1, f"param.smoothing must be in [0, 1), got {p.smoothing}.")
-    need(p.delta >= 0 and 0 <= p.eps_floor <= 1, "param.delta must be >= 0 and param.eps_floor in [0, 1].")
-    need(cfg.noisy.sigma0 > 0, f"noisy.sigma0 must be positive, got {cfg.noisy.sigma0}.")
-    need(cfg.eval.every > 0, f"eval.every must be positive, got {cfg.eval.every}.")
-    need(cfg.eval.solve_streak > 0, f"eval.solve_streak must be positive, got {cfg.eval.solve_streak}.")
-    need(cfg.eval.episodes > 0, f"eval.episodes must be positive, got {cfg.eval.episodes}.")
+    need(0 < p.sigma_min <= p.sigma0 <= p.sigma_max,
+         f"need 0 < param.sigma_min ({p.sigma_min}) <= param.sigma0 ({p.sigma0}) <= param.sigma_max ({p.sigma_max}).",
+         {k: v for k, v in (("param.sigma_min", min(default("param.sigma_min"), p.sigma0)),
+                            ("param.sigma_max", max(default("param.sigma_max"), p.sigma0))) if v != get(cfg, k)})
 
 
 def _check_dynamics(cfg: Config) -> None:
-    lg, g, b = cfg.langevin, cfg.diag, cfg.pptb
-    need(lg.beta > 0 and lg.damping >= 0, "langevin.beta must be positive and langevin.damping >= 0.")
-    need(0 <= lg.decay < 1, f"langevin.decay must be in [0, 1), got {lg.decay}.")
-    need(g.batch > 0, f"diag.batch must be positive, got {g.batch}.")
-    need(0 < g.delta < 1 and 0 < g.eps < 1, "diag.delta and diag.eps must be in (0, 1).")
-    need(cfg.path.every_updates >= 0, f"path.every_updates must be >= 0 (0 = off), got {cfg.path.every_updates}.")
-    need(b.window >= 2, f"pptb.window must be at least 2 snapshots, got {b.window}.")
+    for key in ("diag.delta", "diag.eps"):
+        need_range(cfg, key, lambda v: 0 < v < 1, "in (0, 1)")
+    need_range(cfg, "path.every_updates", lambda v: v >= 0, ">= 0 (0 = off)")
+    need_range(cfg, "pptb.window", lambda v: v >= 2, "at least 2 snapshots")
+    need_range(cfg, "pptb.k", lambda v: v >= 1, "at least 1 direction")
+    b = cfg.pptb
     need(b.every_updates > 0 and b.every_updates % b.window == 0,
-         f"pptb.every_updates ({b.every_updates}) must be a positive multiple of pptb.window ({b.window}).")
-    need(b.k >= 1 and 0 <= b.beta < 1, "pptb.k must be >= 1 and pptb.beta in [0, 1) (0 = use k).")
-    need(b.boost >= 0, f"pptb.boost must be >= 0, got {b.boost}.")
+         f"pptb.every_updates ({b.every_updates}) must be a positive multiple of pptb.window ({b.window}).",
+         {"pptb.every_updates": nearest_multiple(b.every_updates, b.window)})
+
+
+# ---------------------------------------------------------------------------------------------
+# What each key means: the comments on the field declarations above are its documentation
+
+
+def key_docs(cls=None) -> dict[str, str]:
+    """{dotted key: its meaning} for every leaf of a config class (default: the RL Config), from the comments on
+    its declaration: the comment lines just above the field, then the one at the end of its line. One place to
+    document a key, read by `rlx show --config`."""
+    cls = cls or Config
+    hints, docs = typing.get_type_hints(cls), {}
+    for name, text in _field_comments(cls).items():
+        if dataclasses.is_dataclass(hints[name]):
+            docs.update({f"{name}.{k}": v for k, v in key_docs(hints[name]).items()})
+        else:
+            docs[name] = text
+    return docs
+
+
+def _field_comments(cls) -> dict[str, str]:
+    """{field name: its comments joined} in declaration order, read from the class's source."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    out, above = {}, []
+    for line in inspect.getsource(cls).splitlines()[1:]:
+        code, _, comment = line.partition("#")
+        code, comment = code.strip(), comment.strip()
+        name = code.split(":")[0].strip() if ":" in code else None
+        if not code and comment:
+            above.append(comment)
+        elif name in names:
+            out[name] = " ".join([*above, comment]).replace("fmt: skip", "").strip()
+            above = []
+        else:
+            above = []
+    return out
+
+
+def unit(key: str) -> str:
+    """The unit of a key's value, from the naming rule in the module docstring."""
+    last = key.split(".")[-1]
+    if last.endswith("_updates"):
+        return "gradient updates"
+    return "env steps" if last == "steps" or "every" in last or last.endswith("_steps") else ""

@@ -91,3 +91,54 @@ def test_a_registered_choice_is_valid_without_touching_the_config(monkeypatch):
 
     monkeypatch.setitem(core.OPTIMIZERS, "lion", core.OPTIMIZERS["sgd"])
     assert C.apply_overrides(C.Config(), {"optim.name": "lion"}).optim.name == "lion"
+
+
+# Every refusal of validate() and of the agents' checks: the settings, and the keys its message must name.
+REFUSED = [
+    *[({k: 0}, [k]) for k in C.POSITIVE],
+    *[({k: 1.5}, [k]) for k in C.UNIT_INTERVAL],
+    *[({k: -1}, [k]) for k in ("dqn.learning_starts", "optim.max_grad_norm", "param.delta", "langevin.damping",
+                               "pptb.boost", "path.every_updates")],
+    *[({k: 1}, [k]) for k in ("param.smoothing", "langevin.decay", "pptb.beta", "diag.delta", "diag.eps")],
+    ({"net.hidden": "64,0"}, ["net.hidden"]),
+    ({"dqn.tau": 0}, ["dqn.tau"]),
+    ({"param.alpha": 1}, ["param.alpha"]),
+    ({"param.sigma0": 20}, ["param.sigma0", "param.sigma_max"]),
+    ({"param.sigma_min": 0.5}, ["param.sigma_min", "param.sigma0"]),
+    ({"pptb.window": 1}, ["pptb.window"]),
+    ({"pptb.k": 0}, ["pptb.k"]),
+    ({"pptb.every_updates": 2505}, ["pptb.every_updates", "pptb.window"]),
+    ({"optim.name": "adamw"}, ["optim.name"]),
+    ({"noise": "paramm"}, ["noise"]),
+    ({"dqn.train_every": 3}, ["dqn.train_every", "dqn.num_envs"]),
+    ({"dqn.target_every": 505}, ["dqn.target_every", "dqn.num_envs", "dqn.train_every"]),
+    ({"dqn.batch_size": 512, "dqn.buffer_size": 256}, ["dqn.batch_size", "dqn.buffer_size"]),
+    ({"path.every_updates": 7}, ["path.every_updates", "dqn.target_every", "dqn.train_every"]),
+    ({"pptb.enabled": True, "pptb.every_updates": 30, "pptb.window": 10}, ["pptb.every_updates", "pptb.window"]),
+    ({"agent": "pqn", "path.every_updates": 50}, ["path.every_updates", "--agent dqn"]),
+    ({"agent": "pqn", "pptb.enabled": True}, ["pptb", "--agent dqn"]),
+    *[({"agent": "pqn", k: 0}, [k]) for k in ("pqn.num_envs", "pqn.rollout", "pqn.epochs", "pqn.minibatches")],
+    ({"agent": "pqn", "pqn.lam": 2}, ["pqn.lam"]),
+    ({"agent": "pqn", "pqn.num_envs": 2, "pqn.rollout": 1, "pqn.minibatches": 4},
+     ["pqn.minibatches", "pqn.num_envs", "pqn.rollout"]),
+]
+
+
+@pytest.mark.parametrize("settings,named", REFUSED, ids=lambda v: ",".join(v) if isinstance(v, dict) else None)
+def test_every_refusal_names_its_keys_and_a_value_that_works(settings, named):
+    with pytest.raises(UserError) as e:
+        C.apply_overrides(C.Config(), settings)
+    msg = str(e.value)
+    assert all(k in msg for k in named), msg
+    fix = re.findall(r"--set (\S+?)=(\S+?)(?=\s|\.$)", msg.split(" Try ")[-1])
+    assert fix, msg
+    # The suggested flags, given on top of the refused ones, are accepted.
+    C.apply_overrides(C.Config(), {**settings, **dict(fix)})
+
+
+def test_every_key_has_a_meaning_and_the_units_follow_the_naming_rule():
+    docs = C.key_docs()
+    assert list(docs) == C.keys() and all(docs.values()), [k for k in C.keys() if not docs.get(k)]
+    assert "discount" in docs["td.gamma"] and "LayerNorm" in docs["param.layer_norm"]
+    assert C.unit("steps") == C.unit("eval.every") == C.unit("explore.eps_decay_steps") == "env steps"
+    assert C.unit("pptb.every_updates") == "gradient updates" and C.unit("optim.lr") == ""

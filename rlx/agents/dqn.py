@@ -53,20 +53,28 @@ def check(cfg) -> None:
     and eval.every to block_steps first."""
     d, need = cfg.dqn, C.need
     n, tr = d.num_envs, d.train_every
+    # The fixes keep num_envs (it sets the shapes) and move the periods to the nearest values that line up.
     need(tr % n == 0 or n % tr == 0,
-         f"dqn.train_every ({tr}) and dqn.num_envs ({n}) must divide one another (one env step moves {n} steps).")
-    need(d.target_every % max(n, tr) == 0,
-         f"dqn.target_every ({d.target_every}) must be a multiple of max(num_envs, train_every) = {max(n, tr)}.")
-    need(d.batch_size <= d.buffer_size, f"dqn.batch_size ({d.batch_size}) cannot exceed dqn.buffer_size ({d.buffer_size}).")
+         f"dqn.train_every ({tr}) and dqn.num_envs ({n}) must divide one another (one env step moves {n} steps).",
+         {"dqn.train_every": min([*(k for k in range(1, n + 1) if n % k == 0), C.nearest_multiple(tr, n)],
+                                 key=lambda k: abs(k - tr))})
+    beat = max(n, tr)
+    need(d.target_every % beat == 0,
+         f"dqn.target_every ({d.target_every}) must be a multiple of max(dqn.num_envs, dqn.train_every) = {beat}.",
+         {"dqn.target_every": C.nearest_multiple(d.target_every, beat)})
+    need(d.batch_size <= d.buffer_size, f"dqn.batch_size ({d.batch_size}) cannot exceed dqn.buffer_size ({d.buffer_size}).",
+         {"dqn.batch_size": d.buffer_size})
     per_block = d.target_every // tr
     if cfg.path.every_updates:
         need(cfg.path.every_updates % per_block == 0, f"path.every_updates ({cfg.path.every_updates}) must be a multiple "
-             f"of the updates per target period, dqn.target_every / dqn.train_every = {per_block}.")
+             f"of the updates per target period, dqn.target_every / dqn.train_every = {per_block}.",
+             {"path.every_updates": C.nearest_multiple(cfg.path.every_updates, per_block)})
     b = cfg.pptb
     if b.enabled:
         need((b.every_updates // b.window) % per_block == 0, f"pptb.every_updates / pptb.window "
              f"({b.every_updates // b.window} updates between snapshots) must be a multiple of "
-             f"dqn.target_every / dqn.train_every = {per_block}.")
+             f"dqn.target_every / dqn.train_every = {per_block}.",
+             {"pptb.every_updates": C.nearest_multiple(b.every_updates, b.window * per_block)})
 
 
 def td_target(reward, terminated, next_value, gamma):

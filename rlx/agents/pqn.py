@@ -37,12 +37,15 @@ def check(cfg) -> None:
     """PQN's settings: positive sizes, λ in [0, 1], no DQN-only options. Whole rollouts per chunk and per run need no
     check: Config.check fits steps and eval.every to block_steps first."""
     q, need = cfg.pqn, C.need
-    need(cfg.path.every_updates == 0 and not cfg.pptb.enabled, "path.every_updates and pptb are DQN options; use --agent dqn.")
-    for name in ("num_envs", "rollout", "epochs", "minibatches"):
-        need(getattr(q, name) > 0, f"pqn.{name} must be positive, got {getattr(q, name)}.")
-    need(0.0 <= q.lam <= 1.0, f"pqn.lam must be in [0, 1], got {q.lam}.")
+    need(cfg.path.every_updates == 0, "path.every_updates (policy-path snapshots) is a DQN option (--agent dqn).",
+         {"path.every_updates": 0})
+    need(not cfg.pptb.enabled, "pptb is a DQN option (--agent dqn).", {"pptb.enabled": False})
+    for name in ("pqn.num_envs", "pqn.rollout", "pqn.epochs", "pqn.minibatches"):
+        C.need_range(cfg, name, lambda v: v > 0, "positive")
+    C.need_range(cfg, "pqn.lam", lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
     block = block_steps(cfg)
-    need(q.minibatches <= block, f"pqn.minibatches ({q.minibatches}) cannot exceed num_envs * rollout ({block}).")
+    need(q.minibatches <= block, f"pqn.minibatches ({q.minibatches}) cannot exceed pqn.num_envs * pqn.rollout ({block}).",
+         {"pqn.minibatches": min(C.default("pqn.minibatches"), block)})
 
 
 def lambda_returns(reward, terminated, truncated, next_value, gamma, lam):
