@@ -33,7 +33,7 @@ app = typer.Typer(
 )
 
 
-def _resolve(env, noise, agent, seeds, steps, sets, experiment):
+def _resolve(env, noise, agent, seeds, steps, sets, experiment, deterministic=False):
     """Defaults, then the experiment module, then flags: (Config, seeds, the settings given explicitly)."""
     from rlx.experiment import Experiment, load
 
@@ -42,6 +42,8 @@ def _resolve(env, noise, agent, seeds, steps, sets, experiment):
     exp = load(experiment) if experiment else Experiment(name="train")
     flags = {k: v for k, v in (("env", env), ("noise", noise), ("agent", agent), ("steps", steps)) if v is not None}
     flags.update(C.parse_set(sets or []))
+    if deterministic:
+        flags["deterministic"] = True
     base = exp.config()
     cfg = C.apply_overrides(base, flags)
     n_seeds = seeds if seeds is not None else exp.seeds
@@ -76,18 +78,21 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out/--name from its last checkpoint."),
     name: str | None = typer.Option(None, "--name", help="Run directory name (default: ENV-NOISE-timestamp)."),
     experiment: str | None = typer.Option(None, "--experiment", help="Experiment module: a name from experiments/ or a path to a .py file."),
+    deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic XLA ops on GPU (same seed, same "
+                                       "numbers; slower scatters); CPU runs are deterministic anyway."),
 ):
     """Train a DQN-family agent on ENV for several seeds at once and print the greedy-evaluation table."""
     from rlx import loop, plots, runner
     from rlx.results import open_run, reconcile
 
     loop.enable_compile_cache()
-    cfg, n_seeds, given = _resolve(env, noise, agent, seeds, steps, sets, experiment)
+    cfg, n_seeds, given = _resolve(env, noise, agent, seeds, steps, sets, experiment, deterministic)
     run_dir = open_run(out, name, f"{cfg.env}-{cfg.noise}", resume=resume)
     if resume:
         cfg, n_seeds, _ = reconcile(run_dir, "config", C.from_dict, given, seeds=seeds)
     else:
         run_dir.write_config({"config": C.to_dict(cfg), "seeds": n_seeds})
+    loop.use_deterministic_ops(cfg.deterministic)
     path = run_dir.path
     console.print(f"[bold]rlx train[/] {cfg.env} noise={cfg.noise} seeds={n_seeds} steps={cfg.steps:,} "
                   f"{_replay_text(cfg)} → {path}")

@@ -31,12 +31,8 @@ class Interrupted(Exception):
         self.steps, self.run_dir = steps, run_dir
 
 
-
-
 def enable_compile_cache() -> None:
     """Persist compiled programs across runs (RLX_COMPILE_CACHE=DIR, or off); re-runs skip most compiling."""
-
-
     where = os.environ.get("RLX_COMPILE_CACHE", str(Path.home() / ".cache" / "rlx" / "jax"))
     if where.lower() in ("", "0", "off", "false", "no"):
         return
@@ -44,12 +40,22 @@ def enable_compile_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
+DETERMINISTIC_OPS = "--xla_gpu_deterministic_ops=true"
+
+
+def use_deterministic_ops(on: bool) -> None:
+    """`deterministic=true`: ask XLA for deterministic GPU ops. XLA reads XLA_FLAGS when jax first touches a
+    device, so this must run before anything builds an array; the commands call it right after resolving the
+    config. A no-op on CPU, whose programs give the same numbers on every run anyway."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if on and DETERMINISTIC_OPS not in flags.split():
+        os.environ["XLA_FLAGS"] = f"{flags} {DETERMINISTIC_OPS}".strip()
+
+
 def seed_keys(cfg, seeds: int):
     """One PRNG key per seed, independent of how many seeds run together."""
     base = jax.random.PRNGKey(cfg.seed)
     return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(seeds))
-
-
 
 
 def seed_sharding(seeds: int, max_devices: int | None = None):
@@ -64,8 +70,6 @@ def seed_sharding(seeds: int, max_devices: int | None = None):
         devices = devices[:max_devices]
     n = max(k for k in range(1, len(devices) + 1) if seeds % k == 0)
     return NamedSharding(Mesh(np.array(devices[:n]), ("seed",)), PartitionSpec("seed"))
-
-
 
 
 class _StopOnCtrlC:
@@ -83,21 +87,16 @@ class _StopOnCtrlC:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-
-
         print("rlx: Ctrl-C: stopping after the current chunk is saved (Ctrl-C again to abort)", file=sys.stderr)
 
     def __enter__(self):
-
-
-
+        # Python accepts signal handlers only in the main thread; elsewhere (a launcher's worker thread) Ctrl-C
+        # stays the caller's business.
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handler)
         return self
 
     def __exit__(self, *exc):
-
-
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
         return False
@@ -135,8 +134,6 @@ def restore_latest(mngr, abstract_state, run_dir: Path):
             f"({first}). Start a fresh run with a new --name."
         ) from None
     return int(step), restored["state"], dict(restored["meta"])
-
-
 
 
 def run_chunks(mngr, run_path: Path, state, steps_done: int, total: int, chunk: Callable,

@@ -36,6 +36,7 @@ TRAIN_OPTIONS = {
     "--experiment": "test_experiment_module_sets_the_run",
     "--help": "test_every_train_option_is_exercised",
     "--agent": "test_agent_option_selects_pqn",
+    "--deterministic": "test_deterministic_is_recorded_and_asks_xla_for_deterministic_ops",
 }
 
 
@@ -113,6 +114,18 @@ def test_same_seed_gives_identical_metrics(tmp_path, capsys):
         rc, _, err = rlx(capsys, "train", "cartpole", "--seeds", 2, *SMALL, "--out", tmp_path, "--name", name)
         assert rc == 0, err
     assert metrics(tmp_path / "x") == metrics(tmp_path / "y")
+
+
+def test_deterministic_is_recorded_and_asks_xla_for_deterministic_ops(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))  # restored after the test
+    rc, _, err = rlx(capsys, "train", "cartpole", "--seeds", 1, *SMALL, "--out", tmp_path, "--name", "d", "--deterministic")
+    assert rc == 0, err
+    assert json.loads((tmp_path / "d" / "config.json").read_text())["config"]["deterministic"] is True
+    assert "--xla_gpu_deterministic_ops=true" in os.environ["XLA_FLAGS"].split()
+    # On CPU the flag changes nothing: the same seed without it gives the same numbers.
+    rc, _, err = rlx(capsys, "train", "cartpole", "--seeds", 1, *SMALL, "--out", tmp_path, "--name", "n")
+    assert rc == 0, err
+    assert metrics(tmp_path / "d") == metrics(tmp_path / "n")
 
 
 def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, capsys, monkeypatch):
