@@ -2,8 +2,9 @@
 
 A group is one or more configs that differ only in batched fields and the seed (rlx.config.static_part), run
 as one program vmapped over cells x seeds. After each chunk (eval.every env steps) the runner evaluates
-greedily, measures representation health, writes parameter snapshots and metric rows; rlx.loop saves the
-checkpoint. The runner draws no figure and, apart from `train`, writes no summary: its callers do.
+greedily, measures representation health, writes parameter snapshots and metric rows (metrics.jsonl and
+TensorBoard scalars, rlx.tensorboard); rlx.loop saves the checkpoint. The runner draws no figure and, apart
+from `train`, writes no summary: its callers do.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rlx import agents, envs, loop
+from rlx import agents, envs, loop, tensorboard
 from rlx import config as C
 from rlx import results as R
 from rlx.agents.core import hparams
@@ -140,9 +141,10 @@ def start(prog: Program, run_dir: R.RunDir, mngr, resume: bool):
     return state, steps_done, meta
 
 
-def chunk_runner(prog: Program, run_dir: R.RunDir, steps_done: int, wall0: float, prior_wall: float):
-    """The loop's chunk(state, steps_done): train, snapshot, diagnose, evaluate and write the metric rows.
-    The last evaluation is kept in `chunk.last_eval`."""
+def chunk_runner(prog: Program, run_dir: R.RunDir, steps_done: int, wall0: float, prior_wall: float,
+                 tb: tensorboard.Writer):
+    """The loop's chunk(state, steps_done): train, snapshot, diagnose, evaluate and write the metric rows (to
+    metrics.jsonl, then as TensorBoard scalars). The last evaluation is kept in `chunk.last_eval`."""
     cfg, block = prog.cfgs[0], prog.agent.block_steps
     one = prog.sharding.mesh.devices.flat[0]
     probe = probe_states(cfg, prog.spec, jax.device_put(prog.keys, one))
@@ -165,6 +167,7 @@ def chunk_runner(prog: Program, run_dir: R.RunDir, steps_done: int, wall0: float
         rows = R.metric_rows(jax.device_get(metrics), chunk.last_eval, steps_done, count["chunk"], prog.seeds,
                              len(prog.cfgs))  # fmt: skip
         run_dir.append_metrics(rows)
+        tb.write(rows)
         return state, steps_done, {"steps": steps_done, "wall_seconds": prior_wall + time.perf_counter() - wall0}, rows
 
     chunk.last_eval = None
@@ -172,9 +175,11 @@ def chunk_runner(prog: Program, run_dir: R.RunDir, steps_done: int, wall0: float
 
 
 def train_cells(cfgs: list[C.Config], seeds: int, run_dir: R.RunDir, *, resume: bool = False,
-                on_chunk: Callable | None = None, devices: int | None = None) -> list[CellResult]:
+                on_chunk: Callable | None = None, devices: int | None = None,
+                cell_names: list[str] | None = None) -> list[CellResult]:
     """Train several configs that differ only in batched fields as one compiled program, vmapped over
-    cells x seeds; returns one CellResult per config.
+    cells x seeds; returns one CellResult per config. `cell_names` name the cells' TensorBoard trees
+    (rlx.tensorboard).
 
     Seed i of every cell uses the key of seed i of a single run, so a cell gives what `rlx train` gives.
     """
@@ -187,8 +192,9 @@ def train_cells(cfgs: list[C.Config], seeds: int, run_dir: R.RunDir, *, resume: 
     mngr = loop.checkpointer(run_dir.checkpoint_dir)
     state, steps_done, meta = start(prog, run_dir, mngr, resume)
     prior_wall = float(meta.get("wall_seconds", 0.0))
-    chunk = chunk_runner(prog, run_dir, steps_done, wall0, prior_wall)
-    state, steps_done = loop.run_chunks(mngr, run_dir.path, state, steps_done, cfgs[0].steps, chunk, on_chunk)
+    with tensorboard.Writer(run_dir.path, len(cfgs), cell_names, start_step=steps_done) as tb:
+        chunk = chunk_runner(prog, run_dir, steps_done, wall0, prior_wall, tb)
+        state, steps_done = loop.run_chunks(mngr, run_dir.path, state, steps_done, cfgs[0].steps, chunk, on_chunk)
     eval_returns = chunk.last_eval
     if eval_returns is None:  # resumed a finished run: evaluate the restored parameters once more
         eval_returns = np.asarray(prog.evaluate(state.params, eval_keys(prog.keys, steps_done)))

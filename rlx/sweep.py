@@ -187,12 +187,15 @@ def run_group(sweep_dir, g: int, devices: int | None = None, on_chunk: Callable 
     if group_done(sweep_dir, g):
         return json.loads((path / "summary.json").read_text())["cells"]
     cfgs = [C.from_dict(spec["cells"][i]["config"]) for i in spec["groups"][g]]
+    names = [Cell(spec["cells"][i]["labels"], spec["cells"][i]["overrides"], cfg).name()
+             for i, cfg in zip(spec["groups"][g], cfgs, strict=True)]  # fmt: skip
     resume = (path / "config.json").exists()
     run_dir = RunDir(path, resume=resume)
     if not resume:
         run_dir.write_config({"configs": [C.to_dict(c) for c in cfgs], "seeds": spec["seeds"], "cells": spec["groups"][g]})
     loop.enable_compile_cache()
-    cells = runner.train_cells(cfgs, spec["seeds"], run_dir, resume=resume, on_chunk=on_chunk, devices=devices)
+    cells = runner.train_cells(cfgs, spec["seeds"], run_dir, resume=resume, on_chunk=on_chunk, devices=devices,
+                               cell_names=names)
     summaries = [run_summary(c) for c in cells]
     run_dir.write_summary({"cells": summaries})  # written last: it marks the group done
     return summaries
