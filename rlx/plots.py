@@ -178,8 +178,8 @@ def sweep_curves(results: list[dict], axis: str, axes: list[str], path: Path, *,
 
 def final_returns(results: list[dict], path: Path, *, title: str = "", value=None,
                   ylabel: str = "final greedy return (mean, 95% CI)") -> Path:
-    """Final greedy return per cell (or value(cell), a rlx.results.summarize dict): mean with its 95% bootstrap
-    CI, seeds as dots."""
+    """Final greedy return per cell (or value(cell), a rlx.results.summarize dict): mean with its 95% stratified-
+    bootstrap CI, seeds as dots."""
     fig = Figure(figsize=(max(5.0, 0.6 * len(results) + 2), 4.0), layout="constrained")
     ax = fig.add_subplot()
     for x, r in enumerate(results):
@@ -196,6 +196,52 @@ def final_returns(results: list[dict], path: Path, *, title: str = "", value=Non
     ax.grid(alpha=0.3, axis="y")
     if title:
         ax.set_title(title)
+    return save_figure(fig, path)
+
+
+def performance_profiles(panels: list[dict], path: Path) -> Path:
+    """rliable's performance profiles of a two-arm comparison: a panel per setting of the other axes ({"title",
+    "profiles", "cis", "taus", "normalized"}), a line per arm with its 95% CI band; write a PNG."""
+    # rliable.plot_utils imports pyplot; it draws here only on the axes given, so no pyplot figure or display.
+    from rliable import plot_utils
+
+    ncols = min(len(panels), 3)
+    nrows = math.ceil(len(panels) / ncols)
+    fig = Figure(figsize=(5.0 * ncols, 3.6 * nrows), layout="constrained")
+    for p, panel in enumerate(panels):
+        ax = fig.add_subplot(nrows, ncols, p + 1)
+        score = "return / optimal return" if panel["normalized"] else "final greedy return"
+        plot_utils.plot_performance_profiles(panel["profiles"], panel["taus"], performance_profile_cis=panel["cis"],
+                                             ax=ax, xlabel=f"{score} (τ)", ylabel="fraction of runs > τ",
+                                             labelsize="medium", ticklabelsize="small", legend=True,
+                                             legendsize="small")  # fmt: skip
+        ax.set_title(panel["title"], fontsize="small")
+    return save_figure(fig, path)
+
+
+# rliable joins each pair's names with a separator and splits them again; labels never hold this one.
+_PAIR = "\x1f"
+
+
+def probability_of_improvement(comparisons: list[dict], path: Path) -> Path:
+    """rliable's probability-of-improvement bars: per comparison ({"axis", "x", "y", "labels", "p", "ci95"} from
+    rlx.sweep.comparisons) P(X > Y) with its 95% CI, X labelled left and Y right, a row per setting of the other
+    axes; write a PNG."""
+    from rliable import plot_utils
+
+    probs, cis = {}, {}
+    for c in comparisons:
+        given = " ".join(f"{k}={v}" for k, v in c["labels"].items())
+        x, y = (f"{c['axis']}={v}" + (f"\n{given}" if given else "") for v in (c["x"], c["y"]))
+        probs[x + _PAIR + y] = c["p"]
+        cis[x + _PAIR + y] = c["ci95"]
+    fig = Figure(figsize=(7.0, 1.2 + 0.7 * len(probs)), layout="constrained")
+    ax = fig.add_subplot()
+    plot_utils.plot_probability_of_improvement(probs, cis, pair_separator=_PAIR, ax=ax, xticks=[0.0, 0.25, 0.5, 0.75, 1.0],
+                                               xlabel="P(left > right)", left_ylabel="", right_ylabel="",
+                                               labelsize="medium", ticklabelsize="small")  # fmt: skip
+    ax.set_xlim(0.0, 1.0)
+    ax.axvline(0.5, color="grey", lw=0.8, ls="--")  # below 0.5, the right arm is the better one
     return save_figure(fig, path)
 
 

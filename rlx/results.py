@@ -1,7 +1,9 @@
-"""Statistics across seeds (mean, IQM, bootstrap CI) and the run directory that holds the numbers."""
+"""Statistics across seeds and envs (rliable: mean, median, IQM, optimality gap, stratified-bootstrap CIs,
+probability of improvement, performance profiles) and the run directory that holds the numbers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -20,52 +22,154 @@ SUMMARY = "summary.json"
 
 
 # ---------------------------------------------------------------------------------------------
-# Statistics across seeds
+# Statistics across seeds and envs: rliable's estimates (Agarwal et al. 2021) with stratified-bootstrap
+# 95% CIs. rliable is imported where it is used: it pulls in arch, scipy and pandas, which every other
+# command would pay for at start-up.
+
+BOOTSTRAP_REPS = 2000  # replications per bootstrap, unless RLX_BOOTSTRAP_REPS says otherwise
+BOOTSTRAP_SEED = 0
+# The statistics every summary holds, in the order of the vector rliable bootstraps.
+STATISTICS = ("mean", "median", "iqm", "optimality_gap")
 
 
-def _as_1d(x) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float64).ravel()
-    if a.size == 0:
-        raise ValueError("need at least one value")
-    return a
+@contextlib.contextmanager
+def _seeded_bootstrap():
+    """Seed numpy's global RNG for one rliable call, and restore the caller's state after.
+
+    rliable 1.2's StratifiedBootstrap draws its resamples with np.random.choice (the global RNG) and ignores
+    its random_state argument, and create_performance_profile takes no seed, so the global RNG is the one
+    seed rliable honours. Reseeding per call makes each CI depend on its own scores alone: a resumed sweep
+    writes the same results.csv whatever order its cells are summarised in.
+    """
+    state = np.random.get_state()
+    np.random.seed(BOOTSTRAP_SEED)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
-def iqm(x) -> float:
-    """Interquartile mean: the mean of the middle 50% of values (scipy.stats.trim_mean(x, 0.25))."""
-    a = np.sort(_as_1d(x))
-    # Same cut as trim_mean: int() rounds the trimmed count down, so n < 4 trims nothing.
-    cut = int(0.25 * a.size)
-    return float(a[cut : a.size - cut].mean())
+def bootstrap_reps() -> int:
+    """Replications per bootstrap: RLX_BOOTSTRAP_REPS when set, else BOOTSTRAP_REPS.
+
+    rliable loops over replications in Python (scipy's IQM and Mann-Whitney U cost ~0.1-1 ms each), so tests,
+    which check wiring rather than intervals, set few; a report's CIs are only as steady as this number.
+    """
+    raw = os.environ.get("RLX_BOOTSTRAP_REPS", "").strip()
+    if not raw:
+        return BOOTSTRAP_REPS
+    if not raw.isdigit() or int(raw) < 1:
+        raise UserError(f"RLX_BOOTSTRAP_REPS must be a positive integer, got {raw!r}; unset it for {BOOTSTRAP_REPS}.")
+    return int(raw)
 
 
-def bootstrap_ci(x, stat=np.mean, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap confidence interval of `stat` over seeds; the same `seed` gives the same interval."""
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    a = _as_1d(x)
-    if a.size == 1:
-        # One seed has no spread to resample; say so with a zero-width interval rather than pretending.
-        v = float(stat(a))
-        return v, v
-    rng = np.random.default_rng(seed)
-    samples = a[rng.integers(0, a.size, size=(n_boot, a.size))]
-    stats = np.array([stat(s) for s in samples], dtype=np.float64)
-    lo, hi = np.percentile(stats, [50.0 * (1.0 - level), 50.0 * (1.0 + level)])
-    return float(lo), float(hi)
+def _interval_estimates(scores, func) -> tuple[np.ndarray, np.ndarray]:
+    """func(scores) as a vector and its 95% stratified-bootstrap CIs, shape (2, k): rows low, high. `scores`
+    is a (runs x envs) matrix, or a list of them resampled independently (one per algorithm)."""
+    from rliable import library
+
+    with _seeded_bootstrap():
+        point, ci = library.get_interval_estimates({"x": scores}, func, reps=bootstrap_reps())
+    return np.atleast_1d(point["x"]), np.asarray(ci["x"]).reshape(2, -1)
 
 
-def summarize(per_seed) -> dict:
-    """{"mean", "iqm", "ci95", "per_seed"} of one number per seed, as plain JSON-able Python floats.
+def _statistics(median, gamma: float | None):
+    """The STATISTICS of a (runs x envs) matrix as one vector, so that one bootstrap gives every CI. The
+    optimality gap (rliable's: gamma minus the mean score clipped at gamma) only where gamma is known."""
+    from rliable import metrics
 
-    Non-finite seeds (a diverged run) are left out of the statistics and shown as None in per_seed.
+    def stats(scores):
+        out = [metrics.aggregate_mean(scores), median(scores), metrics.aggregate_iqm(scores)]
+        if gamma is not None:
+            out.append(metrics.aggregate_optimality_gap(scores, gamma))
+        return np.array(out, dtype=np.float64)
+
+    return stats
+
+
+def _named(point: np.ndarray, ci: np.ndarray) -> dict:
+    """{statistic: value, "cis": {statistic: [low, high]}}; statistics left out of the vector are None."""
+    values = {n: None for n in STATISTICS}
+    cis = {n: [None, None] for n in STATISTICS}
+    for i, n in enumerate(STATISTICS[: point.size]):
+        values[n] = float(point[i])
+        cis[n] = [float(ci[0, i]), float(ci[1, i])]
+    return {**values, "cis": cis}
+
+
+def summarize(per_seed, optimal_return: float | None = None) -> dict:
+    """Statistics across seeds of one number per seed, as plain JSON-able Python values.
+
+    "mean", "median", "iqm" (25% trimmed mean) and "optimality_gap" (below optimal_return; None without
+    one), each with its 95% stratified-bootstrap CI (rliable, bootstrap_reps() replications, BOOTSTRAP_SEED)
+    in "cis"; "ci95" is the mean's CI, the one tables and figures show next to the mean; "per_seed".
+    The median is over seeds: rliable's aggregate_median is a median over envs of per-env means, which for
+    one env would only repeat the mean. Non-finite seeds (a diverged run) are left out of the statistics
+    and shown as None in per_seed; with no finite seed every statistic is None.
     """
     a = np.asarray(per_seed, dtype=np.float64).ravel()
     finite = a[np.isfinite(a)]
-    seeds = [float(v) if math.isfinite(v) else None for v in a.tolist()]
-    if finite.size == 0:
-        return {"mean": None, "iqm": None, "ci95": [None, None], "per_seed": seeds}
-    lo, hi = bootstrap_ci(finite)
-    return {"mean": float(finite.mean()), "iqm": iqm(finite), "ci95": [lo, hi], "per_seed": seeds}
+    point, ci = np.empty(0), np.empty((2, 0))
+    if finite.size:
+        point, ci = _interval_estimates(finite[:, None], _statistics(np.median, optimal_return))
+    stats = _named(point, ci)
+    stats["ci95"] = list(stats["cis"]["mean"])
+    stats["per_seed"] = [float(v) if math.isfinite(v) else None for v in a.tolist()]
+    return stats
+
+
+def score_matrix(per_env: list, optimal: list) -> tuple[np.ndarray | None, bool]:
+    """(seeds x envs) matrix of per-seed scores for rliable, and whether it is normalised: divided by each
+    env's optimal return when every env has a positive one, raw otherwise.
+
+    Non-finite seeds are dropped, and every env keeps its first k finite seeds, k the fewest of any env: the
+    stratified bootstrap resamples a fixed number of runs per env. None when some env has no finite seed.
+    """
+    cols = [np.asarray(s, dtype=np.float64).ravel() for s in per_env]
+    cols = [c[np.isfinite(c)] for c in cols]
+    k = min(c.size for c in cols)
+    if k == 0:
+        return None, False
+    scores = np.stack([c[:k] for c in cols], axis=1)
+    normalized = all(o is not None and o > 0 for o in optimal)
+    return (scores / np.asarray(optimal, dtype=np.float64) if normalized else scores), normalized
+
+
+def aggregate(per_env: list, optimal: list) -> dict | None:
+    """Statistics across envs: rliable's aggregate mean, median (of per-env means), IQM and optimality gap
+    (below 1, normalised scores only), with 95% CIs from a stratified bootstrap (seeds resampled within each
+    env), on score_matrix(per_env, optimal). Adds "envs", "seeds" (per env) and "normalized"; None without
+    a finite seed in some env."""
+    from rliable import metrics
+
+    scores, normalized = score_matrix(per_env, optimal)
+    if scores is None:
+        return None
+    point, ci = _interval_estimates(scores, _statistics(metrics.aggregate_median, 1.0 if normalized else None))
+    return {"envs": scores.shape[1], "seeds": scores.shape[0], "normalized": normalized, **_named(point, ci)}
+
+
+def improvement(x_per_env: list, y_per_env: list) -> dict | None:
+    """P(X > Y): rliable's probability that a run of X scores above a run of Y on the same env (ties count
+    half), averaged over envs, with its 95% CI (runs of X and Y resampled independently within each env).
+    Per-env ranks make it blind to normalisation. {"p", "ci95"}, or None without a finite seed somewhere."""
+    from rliable import metrics
+
+    x, _ = score_matrix(x_per_env, [None] * len(x_per_env))
+    y, _ = score_matrix(y_per_env, [None] * len(y_per_env))
+    if x is None or y is None:
+        return None
+    point, ci = _interval_estimates([x, y], metrics.probability_of_improvement)
+    return {"p": float(point[0]), "ci95": [float(ci[0, 0]), float(ci[1, 0])]}
+
+
+def performance_profiles(arms: dict, taus) -> tuple[dict, dict]:
+    """rliable's performance profiles: per arm ({name: (runs x envs) scores}), the fraction of runs scoring
+    above each tau, and its 95% CIs (2, len(taus)) from the stratified bootstrap."""
+    from rliable import library
+
+    with _seeded_bootstrap():
+        return library.create_performance_profile(arms, np.asarray(taus, dtype=np.float64), reps=bootstrap_reps())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,7 +274,7 @@ def run_summary(result) -> dict:
         "wall_seconds": round(result.wall_seconds, 3),
         "compile_seconds": round(result.compile_seconds, 3),
         "devices": result.devices,
-        "eval_return": summarize([float(np.mean(r)) for r in result.eval_returns]),
+        "eval_return": summarize([float(np.mean(r)) for r in result.eval_returns], result.optimal_return),
     }
     if result.optimal_return is not None:
         summary["optimal_return"] = result.optimal_return
@@ -282,7 +386,6 @@ def read_snapshots(run_dir: Path | str) -> Snapshots:
         raise UserError(f"{where} holds {snaps.n} snapshot(s); the path analysis needs at least 3 (train longer "
                         "or with a smaller path.every_updates)")
     return snaps
-
 
 
 # ---------------------------------------------------------------------------------------------

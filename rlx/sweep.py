@@ -5,8 +5,11 @@ and run as one compiled program, vmapped over cells x seeds and sharded over dev
 
     sweep.json                  the experiment, its cells (labels and settings) and the groups
     groups/g<i>/                one run directory per group (rlx.results.RunDir); rows carry "cell"
-    results.csv, summary.json   per cell: final greedy return (mean, IQM, 95% bootstrap CI, per seed)
+    results.csv, summary.json   per cell: final greedy return (mean, median, IQM, optimality gap, each with its
+                                rliable stratified-bootstrap 95% CI, per seed); summary.json also holds the
+                                across-env aggregates and the two-arm comparisons
     curves_<axis>.png, final_return.png (and episodes_to_solve.png for N-chain grids)
+    performance_profile_<axis>.png, probability_of_improvement_<axis>.png for each axis with two values
 
 A sweep started again in the same directory skips finished groups and resumes unfinished ones from their
 last checkpoint; `rlx report DIR` rebuilds the tables and figures from disk.
@@ -27,7 +30,19 @@ import numpy as np
 from rlx import config as C
 from rlx.errors import UserError
 from rlx.experiment import Experiment
-from rlx.results import RunDir, atomic_write, dumps, run_summary, summarize
+from rlx.results import (
+    BOOTSTRAP_SEED,
+    RunDir,
+    aggregate,
+    atomic_write,
+    bootstrap_reps,
+    dumps,
+    improvement,
+    performance_profiles,
+    run_summary,
+    score_matrix,
+    summarize,
+)
 
 SWEEP = "sweep.json"
 LAUNCHERS = ("local", "slurm", "submitit-local")
@@ -253,6 +268,7 @@ def cell_results(sweep_dir: Path) -> list[dict]:
             last = max(r["steps"] for r in mine)
             final = {r["seed"]: r["eval_return"] for r in mine if r["steps"] == last}
             cell = spec["cells"][i]
+            optimal = summaries[pos].get("optimal_return")  # known on the N-chain only
             res = {
                 "cell": i,
                 "group": g,
@@ -260,13 +276,16 @@ def cell_results(sweep_dir: Path) -> list[dict]:
                 "env": cell["config"]["env"],
                 "noise": cell["config"]["noise"],
                 "steps": last,
-                "eval_return": summarize([final[s] for s in sorted(final)]),
+                "optimal_return": optimal,
+                "eval_return": summarize([final[s] for s in sorted(final)], optimal),
                 "rows": mine,
             }
             if "episodes_to_solve" in summaries[pos]:
                 res["episodes_to_solve"] = summaries[pos]["episodes_to_solve"]
             by_seed = {s: sorted((r for r in mine if r["seed"] == s), key=lambda r: r["steps"]) for s in sorted(final)}
-            res["stats"] = {n: summarize([run_stat(by_seed[s], n) for s in by_seed]) for n in spec.get("report", [])}
+            # Only the statistics of greedy returns (STATS) have the env's optimum as a ceiling.
+            res["stats"] = {n: summarize([run_stat(by_seed[s], n) for s in by_seed], optimal if n in STATS else None)
+                            for n in spec.get("report", [])}
             out.append(res)
     return out
 
@@ -279,53 +298,80 @@ def _fmt2(v) -> str:  # fractions such as dormant_0.025 need more digits than re
     return "—" if v is None else f"{v:.3g}"
 
 
-def report(sweep_dir: Path) -> dict:
-    """Write results.csv, summary.json and the figures of a sweep directory from what is on disk."""
-    from rlx import plots
+def _seeds_text(per_seed: list) -> str:
+    return " ".join("nan" if v is None else f"{v:g}" for v in per_seed)
 
-    sweep_dir = Path(sweep_dir)
-    spec = read_spec(sweep_dir)
-    results = cell_results(sweep_dir)
-    axes = spec.get("axes") or list(spec["cells"][0]["labels"])
-    stats = spec.get("report", [])
-    with open(sweep_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
+
+# results.csv: after each cell's mean and its CI (ci95_*), the other statistics of rlx.results.summarize.
+_MORE = ("median", "optimality_gap", *(f"{n}_ci95_{e}" for n in ("iqm", "median", "optimality_gap") for e in ("low", "high")))
+
+
+def _csv_stats(e: dict) -> list:
+    """One summarize() dict as results.csv columns: mean, iqm, ci95_low/high (the mean's), _MORE, per_seed."""
+    cis = [v for n in ("iqm", "median", "optimality_gap") for v in e["cis"][n]]
+    return [e["mean"], e["iqm"], *e["ci95"], e["median"], e["optimality_gap"], *cis, _seeds_text(e["per_seed"])]
+
+
+def write_csv(path: Path, results: list[dict], axes: list[str], stats: list[str]) -> None:
+    """results.csv: a row per finished cell; its final greedy return, episodes to solve (N-chain) and report stats."""
+    chain = any("episodes_to_solve" in r for r in results)
+    with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        chain = any("episodes_to_solve" in r for r in results)
-        w.writerow([*axes, "seeds", "steps", "mean", "iqm", "ci95_low", "ci95_high", "per_seed"]
+        w.writerow([*axes, "seeds", "steps", "mean", "iqm", "ci95_low", "ci95_high", *_MORE, "per_seed"]
                    + (["solved", "median_episodes_to_solve"] if chain else [])
                    + [f"{n}_{c}" for n in stats for c in ("mean", "ci95_low", "ci95_high", "per_seed")])  # fmt: skip
         for r in results:
             e = r["eval_return"]
-            row = [r["labels"][a] for a in axes] + [len(e["per_seed"]), r["steps"], e["mean"], e["iqm"], *e["ci95"]]
-            row.append(" ".join("nan" if v is None else f"{v:g}" for v in e["per_seed"]))
+            row = [r["labels"][a] for a in axes] + [len(e["per_seed"]), r["steps"], *_csv_stats(e)]
             if chain:
                 s = r.get("episodes_to_solve", {})
                 row += [s.get("solved"), s.get("median")]
             for n in stats:
                 st = r["stats"][n]
-                row += [st["mean"], *st["ci95"], " ".join("nan" if v is None else f"{v:g}" for v in st["per_seed"])]
+                row += [st["mean"], *st["ci95"], _seeds_text(st["per_seed"])]
             w.writerow(row)
+
+
+def report(sweep_dir: Path) -> dict:
+    """Write results.csv, summary.json and the figures of a sweep directory from what is on disk."""
+    sweep_dir = Path(sweep_dir)
+    spec = read_spec(sweep_dir)
+    results = cell_results(sweep_dir)
+    axes = spec.get("axes") or list(spec["cells"][0]["labels"])
+    stats = spec.get("report", [])
+    write_csv(sweep_dir / "results.csv", results, axes, stats)
     finished = {r["cell"] for r in results}
     summary = {
         "experiment": spec["experiment"],
         "seeds": spec["seeds"],
         "cells": [{k: v for k, v in r.items() if k != "rows"} for r in results],
         "unfinished": [c["labels"] for i, c in enumerate(spec["cells"]) if i not in finished],
+        "bootstrap": {"reps": bootstrap_reps(), "seed": BOOTSTRAP_SEED},  # what every CI below was drawn with
+        "aggregates": env_aggregates(results, axes),
+        "comparisons": comparisons(results, axes),
     }
     atomic_write(sweep_dir / "summary.json", dumps(summary, indent=2) + "\n")
     if results:
-        for axis in axes:
-            plots.sweep_curves(results, axis, axes, sweep_dir / f"curves_{_safe(axis)}.png")
-        plots.final_returns(results, sweep_dir / "final_return.png", title=spec["experiment"])
-        for n in stats:
-            what = STATS[n][0] if n in STATS else f"final {n}"
-            plots.final_returns(results, sweep_dir / f"{_safe(n)}.png", title=f"{spec['experiment']}: {what}",
-                                value=lambda r, n=n: r["stats"][n], ylabel=f"{n} (mean, 95% CI)")
-            if n not in STATS:
-                for axis in axes:
-                    plots.sweep_curves(results, axis, axes, sweep_dir / f"curves_{_safe(axis)}_{_safe(n)}.png", key=n)
-        _chain_figure(results, sweep_dir / "episodes_to_solve.png")
+        _figures(results, axes, stats, spec["experiment"], sweep_dir)
+        _two_arm_figures(results, axes, summary["comparisons"], sweep_dir)
     return summary
+
+
+def _figures(results: list[dict], axes: list[str], stats: list[str], title: str, sweep_dir: Path) -> None:
+    """Learning curves along each axis, final returns, report statistics and the N-chain figure."""
+    from rlx import plots
+
+    for axis in axes:
+        plots.sweep_curves(results, axis, axes, sweep_dir / f"curves_{_safe(axis)}.png")
+    plots.final_returns(results, sweep_dir / "final_return.png", title=title)
+    for n in stats:
+        what = STATS[n][0] if n in STATS else f"final {n}"
+        plots.final_returns(results, sweep_dir / f"{_safe(n)}.png", title=f"{title}: {what}",
+                            value=lambda r, n=n: r["stats"][n], ylabel=f"{n} (mean, 95% CI)")
+        if n not in STATS:
+            for axis in axes:
+                plots.sweep_curves(results, axis, axes, sweep_dir / f"curves_{_safe(axis)}_{_safe(n)}.png", key=n)
+    _chain_figure(results, sweep_dir / "episodes_to_solve.png")
 
 
 def _chain_figure(results: list[dict], path: Path) -> None:
@@ -361,6 +407,147 @@ def table_rows(summary: dict, axes: list[str], stats: list[str] = ()) -> list[li
             row.append(f"{_fmt2(st['mean'])} [{_fmt2(st['ci95'][0])}, {_fmt2(st['ci95'][1])}]")
         out.append(row)
     return out
+
+
+def _ci_text(stats: dict, name: str) -> str:
+    lo, hi = stats["cis"][name]
+    return f"{_fmt2(stats[name])} [{_fmt2(lo)}, {_fmt2(hi)}]"
+
+
+def aggregate_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """Columns and rows of the across-env table: the setting, envs, seeds per env, the scale of the scores, then
+    mean, median, IQM and optimality gap, each as value [95% CI]."""
+    aggs = summary.get("aggregates", [])
+    axes = list(aggs[0]["labels"]) if aggs else []
+    cols = [*axes, "envs", "seeds", "scores", "mean", "median", "IQM", "optimality gap"]
+    rows = [[str(g["labels"][a]) for a in axes] + [str(g["envs"]), str(g["seeds"]), "÷ optimal" if g["normalized"] else "raw"]
+            + [_ci_text(g, n) for n in ("mean", "median", "iqm", "optimality_gap")] for g in aggs]  # fmt: skip
+    return cols, rows
+
+
+def comparison_lines(summary: dict) -> list[str]:
+    """`P(noise=param > noise=eps | lr=0.001) = 0.75 [0.25, 1.00]` per two-arm comparison."""
+    out = []
+    for c in summary.get("comparisons", []):
+        given = f" | {setting_name(c['labels'])}" if c["labels"] else ""
+        lo, hi = c["ci95"]
+        out.append(f"P({c['axis']}={c['x']} > {c['axis']}={c['y']}{given}) = {c['p']:.2f} [{lo:.2f}, {hi:.2f}]")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Across envs and between two arms (rliable): the final greedy returns of cells that share the other settings
+
+
+def _per_seed(cell: dict) -> list[float]:
+    return [np.nan if v is None else v for v in cell["eval_return"]["per_seed"]]
+
+
+def _settings(results: list[dict], keep: list[str]) -> list[list[dict]]:
+    """The cells grouped by their labels on the axes `keep`, in grid order."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in sorted(results, key=lambda r: r["cell"]):
+        groups.setdefault(tuple(str(r["labels"][a]) for a in keep), []).append(r)
+    return list(groups.values())
+
+
+def env_axes(results: list[dict], axes: list[str]) -> list[str]:
+    """Grid axes that choose the env: each of their labels goes with one env and each env with one label.
+    None when the cells share one env."""
+    envs = {r["env"] for r in results}
+
+    def chooses_env(a: str) -> bool:
+        labels = {str(r["labels"][a]) for r in results}
+        return len(labels) == len(envs) == len({(str(r["labels"][a]), r["env"]) for r in results})
+
+    return [a for a in axes if len(envs) > 1 and chooses_env(a)]
+
+
+def env_aggregates(results: list[dict], axes: list[str]) -> list[dict]:
+    """Final greedy return across envs per setting of the axes that do not choose the env (rlx.results.aggregate:
+    stratified bootstrap over seeds within envs, on returns / each env's optimal return where every env has
+    one); [] for a sweep of one env."""
+    by_env = env_axes(results, axes)
+    others = [a for a in axes if a not in by_env]
+    out = []
+    for cells in _settings(results, others) if by_env else []:
+        if len(cells) < 2:  # its other envs have not finished yet
+            continue
+        agg = aggregate([_per_seed(c) for c in cells], [c.get("optimal_return") for c in cells])
+        if agg is not None:
+            out.append({"labels": {a: cells[0]["labels"][a] for a in others}, **agg})
+    return out
+
+
+def two_arm_axes(results: list[dict], axes: list[str]) -> list[tuple[str, str, str]]:
+    """(axis, first value, second value) for each axis with exactly two values, other than an env axis."""
+    by_env = env_axes(results, axes)
+    out = []
+    for a in axes:
+        values = list(dict.fromkeys(str(r["labels"][a]) for r in sorted(results, key=lambda r: r["cell"])))
+        if a not in by_env and len(values) == 2:
+            out.append((a, *values))
+    return out
+
+
+def _two_arms(results: list[dict], axes: list[str]):
+    """Per two-valued axis and setting of the other non-env axes: {"axis", "x" (the second value), "y" (the first),
+    "labels" (the setting), "x_cells", "y_cells" (one cell per env, in the same env order)}."""
+    by_env = env_axes(results, axes)
+    for axis, first, second in two_arm_axes(results, axes):
+        others = [a for a in axes if a != axis and a not in by_env]
+        for cells in _settings(results, others):
+            y, x = ({c["env"]: c for c in cells if str(c["labels"][axis]) == v} for v in (first, second))
+            if y and x.keys() == y.keys():  # both arms finished on the same envs
+                yield {"axis": axis, "x": second, "y": first, "labels": {a: cells[0]["labels"][a] for a in others},
+                       "x_cells": list(x.values()), "y_cells": [y[e] for e in x]}  # fmt: skip
+
+
+def comparisons(results: list[dict], axes: list[str]) -> list[dict]:
+    """P(improvement) of each two-valued axis's second value over its first (noise=param over noise=eps) per
+    setting of the other axes, envs as rliable's tasks: {"axis", "x", "y", "labels", "p", "ci95"}."""
+    out = []
+    for arm in _two_arms(results, axes):
+        p = improvement([_per_seed(c) for c in arm["x_cells"]], [_per_seed(c) for c in arm["y_cells"]])
+        if p is not None:
+            out.append({k: arm[k] for k in ("axis", "x", "y", "labels")} | p)
+    return out
+
+
+def _profile_panel(arm: dict) -> dict | None:
+    """rliable's performance profiles of both arms of one setting, on 21 thresholds over their pooled scores (a
+    profile only steps at a run's score, and a sweep has few runs; each threshold costs every bootstrap rep)."""
+    scores = {}
+    for v, cells in ((arm["y"], arm["y_cells"]), (arm["x"], arm["x_cells"])):
+        m, normalized = score_matrix([_per_seed(c) for c in cells], [c.get("optimal_return") for c in cells])
+        if m is None:
+            return None
+        scores[f"{arm['axis']}={v}"] = m
+    pooled = np.concatenate([m.ravel() for m in scores.values()])
+    taus = np.linspace(pooled.min(), pooled.max(), 21)
+    profiles, cis = performance_profiles(scores, taus)
+    return {"title": setting_name(arm["labels"]), "profiles": profiles, "cis": cis, "taus": taus, "normalized": normalized}
+
+
+def _two_arm_figures(results: list[dict], axes: list[str], comps: list[dict], sweep_dir: Path) -> None:
+    """performance_profile_<axis>.png and probability_of_improvement_<axis>.png for each two-valued axis."""
+    from rlx import plots
+
+    panels: dict[str, list[dict]] = {}
+    for arm in _two_arms(results, axes):
+        panel = _profile_panel(arm)
+        if panel is not None:
+            panels.setdefault(arm["axis"], []).append(panel)
+    for axis, ps in panels.items():
+        plots.performance_profiles(ps, sweep_dir / f"performance_profile_{_safe(axis)}.png")
+        mine = [c for c in comps if c["axis"] == axis]
+        if mine:
+            plots.probability_of_improvement(mine, sweep_dir / f"probability_of_improvement_{_safe(axis)}.png")
+
+
+def setting_name(labels: dict) -> str:
+    """`lr=0.001 act=relu`, or `all cells` for no labels."""
+    return " ".join(f"{k}={v}" for k, v in labels.items()) or "all cells"
 
 
 def describe(exp: Experiment, seeds: int, extra: dict | None = None) -> tuple[list[Cell], list[list[int]], list[str]]:

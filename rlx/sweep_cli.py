@@ -124,6 +124,23 @@ def _print_sweep(summary: dict, spec: dict, path: Path):
     for row in sweep.table_rows(summary, axes, stats):
         table.add_row(*row)
     console.print(table)
+    _print_across(summary)
     if summary["unfinished"]:
         console.print(f"{len(summary['unfinished'])} cell(s) not finished yet; run the sweep again to continue them.")
     console.print(f"sweep directory: {path}")
+
+
+def _print_across(summary: dict):
+    """The across-env aggregates and the two-arm comparisons (rliable, stratified-bootstrap 95% CIs), if any."""
+    from rlx import sweep
+
+    cols, rows = sweep.aggregate_rows(summary)
+    if rows:
+        table = Table(title=f"{summary['experiment']}: final greedy return across envs [95% CI]")
+        for col in cols:
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    for line in sweep.comparison_lines(summary):
+        console.print(line, markup=False)  # labels are data, not rich markup

@@ -2,4 +2,14 @@
 (rlx exposes each CPU core as a device; that can only happen before jax is imported). Without this,
 the outcome of a multi-seed run depended on which test file happened to import jax first."""
 
+import pytest
+
 import rlx  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def few_bootstrap_reps(monkeypatch):
+    """rliable's bootstraps loop over their replications in Python (2000: about 0.4 s per statistic); the tests
+    check wiring and agreement with rliable, not interval widths. Subprocesses (rlx sweep, submitit jobs) inherit
+    it."""
+    monkeypatch.setenv("RLX_BOOTSTRAP_REPS", "100")

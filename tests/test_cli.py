@@ -92,7 +92,7 @@ def test_train_writes_the_run_directory(tmp_path, capsys):
     assert {"env", "agent", "noise", "seeds", "steps", "wall_seconds", "compile_seconds", "eval_return"} <= set(summary)
     assert summary["steps"] == 4000 and summary["seeds"] == 2 and summary["env"] == "cartpole"
     ev = summary["eval_return"]
-    assert set(ev) == {"mean", "iqm", "ci95", "per_seed"} and len(ev["per_seed"]) == 2
+    assert {"mean", "median", "iqm", "ci95", "cis", "per_seed"} <= set(ev) and len(ev["per_seed"]) == 2
     assert ev["ci95"][0] <= ev["mean"] <= ev["ci95"][1]
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["seeds"] == 2 and cfg["config"]["dqn"]["batch_size"] == 32

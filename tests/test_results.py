@@ -1,4 +1,4 @@
-"""Statistics across seeds, the run directory, and learning-curve plots."""
+"""Statistics across seeds and envs (rliable), the run directory, and learning-curve plots."""
 
 import json
 import math
@@ -7,80 +7,156 @@ import os
 import numpy as np
 import pytest
 
+from rlx import plots, results
 from rlx.errors import UserError
 from rlx.plots import curve, learning_curves
-from rlx.results import RunDir, bootstrap_ci, iqm, summarize
+from rlx.results import (
+    BOOTSTRAP_SEED,
+    STATISTICS,
+    RunDir,
+    aggregate,
+    improvement,
+    performance_profiles,
+    score_matrix,
+    summarize,
+)
 
-# ------------------------------------------------------------------------------------ statistics
-
-
-def test_iqm_is_mean_of_middle_half():
-    assert iqm(np.arange(1, 9)) == 4.5  # mean of [3, 4, 5, 6]
-    assert iqm([8, 1, 7, 2, 6, 3, 5, 4]) == 4.5  # order does not matter
-
-
-def test_iqm_matches_trim_mean_cut_for_uneven_sizes():
-    # trim_mean(x, 0.25) trims int(0.25 * n) from each end: n=5 trims 1, n<4 trims none.
-    assert iqm([1, 2, 3, 4, 100]) == pytest.approx(3.0)
-    assert iqm([1, 2, 30]) == pytest.approx(11.0)
-    assert iqm([7.0]) == 7.0
+# ------------------------------------------------------------------------------------ statistics (rliable)
 
 
-def test_iqm_robust_to_outlier():
-    x = np.arange(1.0, 9.0)
-    x[-1] = 1e9
-    assert iqm(x) == 4.5
-    assert np.mean(x) > 1e8
+def _rliable(scores, func):
+    """rliable called directly, seeded the way rlx seeds it (see results._seeded_bootstrap)."""
+    from rliable import library
+
+    np.random.seed(BOOTSTRAP_SEED)
+    point, ci = library.get_interval_estimates({"x": scores}, func, reps=results.bootstrap_reps())
+    return np.atleast_1d(point["x"]), np.asarray(ci["x"]).reshape(2, -1)
 
 
-def test_iqm_of_constant():
-    assert iqm(np.full(7, 3.25)) == 3.25
+def test_summarize_agrees_with_rliable_called_directly():
+    from rliable import metrics
+
+    x = np.random.default_rng(1).normal(300.0, 80.0, size=10)
+    s = summarize(x, optimal_return=400.0)
+    point, ci = _rliable(x[:, None], lambda m: np.array([metrics.aggregate_mean(m), np.median(m),
+                                                         metrics.aggregate_iqm(m),
+                                                         metrics.aggregate_optimality_gap(m, 400.0)]))
+    for i, name in enumerate(STATISTICS):
+        assert s[name] == point[i]
+        assert s["cis"][name] == [ci[0, i], ci[1, i]]
+    assert s["ci95"] == s["cis"]["mean"]  # the table's CI is the mean's, as before rliable
+    assert s["mean"] == pytest.approx(x.mean()) and s["median"] == pytest.approx(np.median(x))
+    assert s["optimality_gap"] == pytest.approx(400.0 - np.minimum(x, 400.0).mean())
+    assert s["cis"]["iqm"][0] < s["iqm"] < s["cis"]["iqm"][1]
 
 
-def test_bootstrap_ci_contains_mean_and_is_deterministic():
-    x = np.random.default_rng(1).normal(10.0, 2.0, size=12)
-    lo, hi = bootstrap_ci(x, seed=3)
-    assert lo < x.mean() < hi
-    assert bootstrap_ci(x, seed=3) == (lo, hi)
-    assert bootstrap_ci(x, seed=4) != (lo, hi)
+def test_bootstrap_reps_come_from_the_environment(monkeypatch):
+    assert results.bootstrap_reps() == 100  # the fixture's, which the agreement tests above rely on too
+    monkeypatch.delenv("RLX_BOOTSTRAP_REPS")
+    assert results.bootstrap_reps() == results.BOOTSTRAP_REPS == 2000
+    monkeypatch.setenv("RLX_BOOTSTRAP_REPS", "0")
+    with pytest.raises(UserError, match="RLX_BOOTSTRAP_REPS must be a positive integer"):
+        results.bootstrap_reps()
 
 
-def test_bootstrap_ci_narrows_with_more_data():
-    rng = np.random.default_rng(0)
-    small, large = rng.normal(size=5), rng.normal(size=200)
-    w_small = np.subtract(*bootstrap_ci(small)[::-1])
-    w_large = np.subtract(*bootstrap_ci(large)[::-1])
-    assert 0 < w_large < w_small / 2
+def test_summarize_point_estimates():
+    s = summarize([8, 1, 7, 2, 6, 3, 5, 1e9])
+    assert s["iqm"] == 5.25  # mean of the middle half [3, 5, 6, 7]: the outlier does not move it
+    assert s["mean"] > 1e8 and s["median"] == 5.5
+    assert s["optimality_gap"] is None and s["cis"]["optimality_gap"] == [None, None]  # no optimum known
+    assert summarize([1, 2, 30])["iqm"] == pytest.approx(11.0)  # trim_mean trims int(n / 4): nothing below 4
 
 
-def test_bootstrap_ci_accepts_other_statistics():
-    x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 1000.0]
-    _, hi = bootstrap_ci(x, stat=iqm)
-    assert hi < 1000.0  # the IQM's CI is not dragged up by the outlier the way the mean's is
-    assert bootstrap_ci(x)[1] > hi
-
-
-def test_bootstrap_ci_single_seed_is_degenerate():
-    assert bootstrap_ci([4.5]) == (4.5, 4.5)
+def test_summarize_is_deterministic_and_leaves_the_global_rng_alone():
+    x = np.random.default_rng(2).normal(size=12)
+    np.random.seed(123)
+    expected = np.random.rand()
+    np.random.seed(123)
+    first = summarize(x, optimal_return=1.0)
+    assert np.random.rand() == expected  # the seeded bootstrap restores the caller's RNG state
+    aggregate([x, x + 1], [None, None])  # another bootstrap in between changes nothing
+    assert summarize(x, optimal_return=1.0) == first
 
 
 def test_summarize_is_plain_json():
     s = summarize(np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32))
-    assert set(s) == {"mean", "iqm", "ci95", "per_seed"}
-    assert s["mean"] == 2.5 and s["iqm"] == 2.5
-    assert type(s["mean"]) is float and type(s["iqm"]) is float
+    assert set(s) == {"mean", "median", "iqm", "optimality_gap", "cis", "ci95", "per_seed"}
+    assert s["mean"] == 2.5 and s["iqm"] == 2.5 and s["median"] == 2.5
+    assert all(type(s[n]) is float for n in ("mean", "median", "iqm"))
+    assert all(type(v) is float for n in ("mean", "median", "iqm") for v in s["cis"][n])
     assert all(type(v) is float for v in s["ci95"] + s["per_seed"])
     assert s["ci95"][0] <= 2.5 <= s["ci95"][1]
     assert json.loads(json.dumps(s, allow_nan=False)) == s
 
 
 def test_summarize_leaves_out_diverged_seeds():
-    s = summarize([1.0, float("nan"), 3.0])
-    assert s["mean"] == 2.0
-    assert s["per_seed"] == [1.0, None, 3.0]
+    s = summarize([1.0, float("nan"), 3.0, float("inf")])
+    assert s["mean"] == 2.0 and s == {**summarize([1.0, 3.0]), "per_seed": [1.0, None, 3.0, None]}
     json.dumps(s, allow_nan=False)
-    empty = summarize([float("nan")])
-    assert empty["mean"] is None and empty["ci95"] == [None, None]
+    empty = summarize([float("nan")], optimal_return=1.0)
+    assert empty["mean"] is None and empty["ci95"] == [None, None] and empty["optimality_gap"] is None
+
+
+def test_summarize_single_seed_has_a_zero_width_interval():
+    s = summarize([4.5], optimal_return=10.0)
+    assert s["ci95"] == [4.5, 4.5] and s["cis"]["optimality_gap"] == [5.5, 5.5]
+
+
+def test_score_matrix_normalises_only_with_every_optimum_and_keeps_equal_seeds():
+    m, normalized = score_matrix([[1.0, 2.0, np.nan], [10.0, 20.0, 30.0]], [2.0, 40.0])
+    assert normalized and m.tolist() == [[0.5, 0.25], [1.0, 0.5]]  # env 2 keeps its first 2 finite seeds
+    m, normalized = score_matrix([[1.0, 2.0], [10.0, 20.0]], [2.0, None])
+    assert not normalized and m.tolist() == [[1.0, 10.0], [2.0, 20.0]]
+    assert score_matrix([[1.0], [np.nan]], [1.0, 1.0]) == (None, False)
+
+
+def test_aggregate_across_envs_agrees_with_rliable_called_directly():
+    from rliable import metrics
+
+    rng = np.random.default_rng(3)
+    optimal = [10.0, 100.0, 1000.0]
+    per_env = [rng.uniform(0.2, 1.0, size=5) * o for o in optimal]
+    agg = aggregate(per_env, optimal)
+    normalised = np.stack(per_env, axis=1) / np.array(optimal)
+    point, ci = _rliable(normalised, lambda m: np.array([metrics.aggregate_mean(m), metrics.aggregate_median(m),
+                                                         metrics.aggregate_iqm(m),
+                                                         metrics.aggregate_optimality_gap(m, 1.0)]))
+    assert (agg["envs"], agg["seeds"], agg["normalized"]) == (3, 5, True)
+    for i, name in enumerate(STATISTICS):
+        assert agg[name] == point[i] and agg["cis"][name] == [ci[0, i], ci[1, i]]
+    assert agg["median"] == pytest.approx(np.median(normalised.mean(axis=0)))  # median over envs of env means
+    raw = aggregate(per_env, [10.0, None, 1000.0])
+    assert not raw["normalized"] and raw["optimality_gap"] is None and raw["mean"] > 100
+
+
+def test_improvement_agrees_with_rliable_called_directly():
+    from rliable import metrics
+
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(1.0, 1.0, size=(6, 2)), rng.normal(0.0, 1.0, size=(4, 2))
+    p = improvement(list(x.T), list(y.T))
+    point, ci = _rliable([x, y], metrics.probability_of_improvement)
+    assert p == {"p": point[0], "ci95": [ci[0, 0], ci[1, 0]]}
+    assert improvement([[2.0, 3.0]], [[0.0, 1.0]])["p"] == 1.0  # every run of X beats every run of Y
+    assert improvement([[1.0, 2.0]], [[1.0, 2.0]])["p"] == 0.5
+    assert improvement([[1.0]], [[np.nan]]) is None
+
+
+def test_two_arm_figures_are_written(tmp_path):
+    rng = np.random.default_rng(5)
+    arms = {"noise=eps": rng.uniform(0, 1, (4, 2)), "noise=param": rng.uniform(0.5, 1, (4, 2))}
+    taus = np.linspace(0, 1, 11)
+    profiles, cis = performance_profiles(arms, taus)
+    assert profiles["noise=eps"] == pytest.approx([(arms["noise=eps"] > t).mean() for t in taus])  # runs above tau
+    assert cis["noise=param"].shape == (2, 11)
+    panel = {"title": "all cells", "profiles": profiles, "cis": cis, "taus": taus, "normalized": True}
+    out = plots.performance_profiles([panel, panel], tmp_path / "profile.png")
+    comps = [{"axis": "noise", "x": "param", "y": "eps", "labels": {"lr": v}, **improvement(list(arms["noise=param"].T),
+                                                                                      list(arms["noise=eps"].T))}
+             for v in (0.001, 0.0003)]  # fmt: skip
+    poi = plots.probability_of_improvement(comps, tmp_path / "poi.png")
+    for png in (out, poi):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
 
 
 # ------------------------------------------------------------------------------------ RunDir

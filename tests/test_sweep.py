@@ -9,15 +9,18 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rlx import runner, sweep
 from rlx.cli import main
+from rlx.envs.chain import optimal_return
 from rlx.errors import UserError
 from rlx.experiment import Experiment, load
-from rlx.results import RunDir
+from rlx.results import RunDir, aggregate, improvement
 
 ROOT = Path(__file__).resolve().parent.parent
+
 
 # A tiny CartPole grid: 2 noises x 2 learning rates, 2 seeds, 2 chunks of 1000 steps.
 TINY = """
@@ -121,9 +124,21 @@ def test_sweep_batches_lr_values_into_one_program_per_noise(tmp_path, monkeypatc
     for r in rows:
         assert int(r["seeds"]) == 2 and int(r["steps"]) == 2000
         assert float(r["ci95_low"]) <= float(r["mean"]) <= float(r["ci95_high"])
-    for png in ("curves_lr.png", "curves_noise.png", "final_return.png"):
+    two_arm = ("performance_profile_noise.png", "probability_of_improvement_noise.png")  # noise has two values
+    for png in ("curves_lr.png", "curves_noise.png", "final_return.png", *two_arm):
         assert (d / png).stat().st_size > 1000
-    assert "final greedy return per cell" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "final greedy return per cell" in out
+    summary = json.loads((d / "summary.json").read_text())
+    seeds = {(c["labels"]["noise"], c["labels"]["lr"]): c["eval_return"]["per_seed"] for c in summary["cells"]}
+    assert [(c["x"], c["y"], c["labels"]) for c in summary["comparisons"]] == [
+        ("param", "eps", {"lr": lr}) for lr in (1e-4, 3e-4, 1e-3, 3e-3)
+    ]
+    for c in summary["comparisons"]:  # P(param > eps) per learning rate, as rliable gives it on the same seeds
+        lr = c["labels"]["lr"]
+        assert {"p": c["p"], "ci95": c["ci95"]} == improvement([seeds["param", lr]], [seeds["eps", lr]])
+        assert f"P(noise=param > noise=eps | lr={lr}) = {c['p']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}]" in out
+    assert summary["aggregates"] == []  # one env: nothing to aggregate across
     # each cell equals the same settings trained alone (seed i uses the same key either way)
     cfg = sweep.expand(load(str(module)))[6].cfg  # param, lr=1e-3
     alone = runner.train(cfg, 2, RunDir(tmp_path / "alone"))
@@ -133,10 +148,11 @@ def test_sweep_batches_lr_values_into_one_program_per_noise(tmp_path, monkeypatc
 
     # `rlx report` rebuilds the numbers and figures from disk
     before = (d / "results.csv").read_text()
-    for f in ("results.csv", "summary.json", "final_return.png"):
+    for f in ("results.csv", "summary.json", "final_return.png", *two_arm):
         (d / f).unlink()
     assert main(["report", str(d)]) == 0
     assert (d / "results.csv").read_text() == before and (d / "final_return.png").exists()
+    assert all((d / f).exists() for f in two_arm)
     # started again, a finished sweep trains nothing
     compiles.clear()
     assert main(["sweep", str(module), "--out", str(tmp_path / "runs")]) == 0
@@ -204,7 +220,7 @@ EXPERIMENT = Experiment(
 """
 
 
-def test_chain_sweep_writes_episodes_to_solve_figure(tmp_path):
+def test_chain_sweep_writes_episodes_to_solve_figure(tmp_path, capsys):
     module = tmp_path / "minichain.py"
     module.write_text(CHAIN)
     assert main(["sweep", str(module), "--out", str(tmp_path), "--name", "c"]) == 0
@@ -213,6 +229,13 @@ def test_chain_sweep_writes_episodes_to_solve_figure(tmp_path):
     assert [r["env"] for r in rows] == ["chain-4", "chain-6"]
     assert all(r["solved"] in ("0", "1", "2") for r in rows)
     assert (d / "episodes_to_solve.png").stat().st_size > 1000
+    # two chains: the across-env aggregate, on returns / each chain's optimal return
+    summary = json.loads((d / "summary.json").read_text())
+    cells = summary["cells"]
+    assert [c["optimal_return"] for c in cells] == [optimal_return(4), optimal_return(6)]
+    expected = aggregate([c["eval_return"]["per_seed"] for c in cells], [c["optimal_return"] for c in cells])
+    assert summary["aggregates"] == [{"labels": {"noise": "param"}, **expected}] and expected["normalized"]
+    assert "across envs" in capsys.readouterr().out
 
 
 REPORTED = """
@@ -250,3 +273,31 @@ def test_report_statistics_and_label_only_grid_keys(tmp_path, capsys):
         assert float(row["score_mean"]) == pytest.approx(sum(score) / 2)
     for f in ("score.png", "auc.png", "srank.png", "curves_act_srank.png"):
         assert (d / f).exists()
+
+
+def _cell(i, env, noise, per_seed, optimal):
+    return {"cell": i, "labels": {"env": env, "noise": noise}, "env": env, "optimal_return": optimal,
+            "eval_return": {"per_seed": per_seed}}  # fmt: skip
+
+
+def test_across_env_aggregate_and_two_arm_comparison_use_envs_as_tasks():
+    rng = np.random.default_rng(0)
+    optimal = {"chain-10": 10.0, "chain-20": 20.0}
+    grid = [(env, noise) for env in optimal for noise in ("eps", "param")]
+    cells = [_cell(i, env, noise, list(rng.uniform(0.0, optimal[env], 5)), optimal[env])
+             for i, (env, noise) in enumerate(grid)]  # fmt: skip
+    axes = ["env", "noise"]
+    assert sweep.env_axes(cells, axes) == ["env"]
+    assert sweep.two_arm_axes(cells, axes) == [("noise", "eps", "param")]  # two envs are no two arms
+    arm = {n: [c["eval_return"]["per_seed"] for c in cells if c["labels"]["noise"] == n] for n in ("eps", "param")}
+    aggs = sweep.env_aggregates(cells, axes)
+    assert aggs == [{"labels": {"noise": n}, **aggregate(arm[n], list(optimal.values()))} for n in ("eps", "param")]
+    comps = sweep.comparisons(cells, axes)
+    assert comps == [{"axis": "noise", "x": "param", "y": "eps", "labels": {}, **improvement(arm["param"], arm["eps"])}]
+    summary = {"aggregates": aggs, "comparisons": comps}
+    cols, rows = sweep.aggregate_rows(summary)
+    assert cols[:4] == ["noise", "envs", "seeds", "scores"] and rows[0][:4] == ["eps", "2", "5", "÷ optimal"]
+    assert sweep.comparison_lines(summary) == [f"P(noise=param > noise=eps) = {comps[0]['p']:.2f} "
+                                               f"[{comps[0]['ci95'][0]:.2f}, {comps[0]['ci95'][1]:.2f}]"]  # fmt: skip
+    one_env = [c for c in cells if c["env"] == "chain-10"]
+    assert sweep.env_axes(one_env, axes) == [] and sweep.env_aggregates(one_env, axes) == []
