@@ -48,7 +48,7 @@ class NetConfig:
     # auto: the Nature CNN (32x8x8/4, 64x4x4/2, 64x3x3/1, dense 512) for stacks of 84x84 frames, the MinAtar
     # CNN (16x3x3/1, then the dense `hidden` layers) for 10x10xC grids, else an MLP
     torso: str = choice("auto", "rlx.nets:TORSOS")
-    # of the hidden Dense layers; convolutions are always ReLU
+    # activation of the hidden Dense layers; convolutions are always ReLU
     activation: str = choice("relu", "rlx.nets:ACTIVATIONS")
     # The last hidden Dense layer, the representation the head reads (Kooi et al. 2024): plain (activation),
     # hadamard (act(W1 x + b1) * act(W2 x + b2)) or wide (plain, widened to the hadamard layer's parameter count)
@@ -62,8 +62,8 @@ class OptimConfig:
     name: str = choice("adam", "rlx.agents.core:OPTIMIZERS")  # adam, radam, rmsprop or sgd
     lr: float = batched(2.5e-4)  # learning rate
     lr_decay: bool = False  # linear decay to 0 over the run
-    eps: float = 1e-8  # Adam's, RAdam's and RMSprop's epsilon
-    max_grad_norm: float = 10.0  # 0 = no clipping (the anchor does not clip)
+    eps: float = 1e-8  # Adam's, RAdam's and RMSprop's epsilon in the denominator
+    max_grad_norm: float = 10.0  # clip gradients to this global norm; 0 = no clipping (the anchor does not clip)
 
 
 @dataclass(frozen=True)

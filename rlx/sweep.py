@@ -209,6 +209,7 @@ def run_group(sweep_dir, g: int, devices: int | None = None, on_chunk: Callable 
     if not resume:
         run_dir.write_config({"configs": [C.to_dict(c) for c in cfgs], "seeds": spec["seeds"], "cells": spec["groups"][g]})
     loop.enable_compile_cache()
+    loop.use_deterministic_ops(cfgs[0].deterministic)  # a Slurm job's own process: before its first array
     cells = runner.train_cells(cfgs, spec["seeds"], run_dir, resume=resume, on_chunk=on_chunk, devices=devices,
                                cell_names=names)
     summaries = [run_summary(c) for c in cells]

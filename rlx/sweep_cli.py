@@ -33,13 +33,22 @@ def _experiment_and_flags(experiment: str, seeds: int | None, sets: list[str] | 
 
 
 def show_cmd(
-    experiment: str = typer.Argument(..., help=EXPERIMENT),
+    experiment: str = typer.Argument(..., help=EXPERIMENT + " With --config: an env (`rlx envs`)."),
     seeds: int | None = typer.Option(None, "--seeds", help=SEEDS),
     sets: list[str] | None = typer.Option(None, "--set", help="Override a config key in every cell (repeatable)."),
+    config: bool = typer.Option(False, "--config", help="Print the resolved config of an env instead: every key "
+                                "with its value, unit and meaning (with --agent, --noise, --set)."),
+    agent: str | None = typer.Option(None, "--agent", help="With --config: dqn or pqn."),
+    noise: str | None = typer.Option(None, "--noise", help="With --config: none, eps, param, noisy or langevin."),
 ):
-    """Print an experiment's resolved grid and how `rlx sweep` will batch it into compiled programs."""
+    """Print an experiment's resolved grid and how `rlx sweep` will batch it into compiled programs, or with
+    --config an env's resolved config, key by key."""
     from rlx import sweep
 
+    if config:
+        return show_config(experiment, agent, noise, sets)
+    if agent or noise:
+        raise UserError("--agent and --noise go with --config; an experiment's cells take them from its grid or --set.")
     exp, n_seeds, extra = _experiment_and_flags(experiment, seeds, sets)
     cells, groups, batched = sweep.describe(exp, n_seeds, extra)
     console.print(f"[bold]{exp.name}[/]: {exp.description}")
@@ -54,6 +63,25 @@ def show_cmd(
         table.add_row(f"g{g}", str(len(members)), f"{len(members) * n_seeds}", f"{cells[members[0]].cfg.steps:,}",
                       "\n".join(cells[i].name() for i in members))
     console.print(table)
+
+
+def show_config(env: str, agent: str | None, noise: str | None, sets: list[str] | None) -> None:
+    """The config `rlx train ENV` would run with these flags: each key's value, unit and meaning."""
+    from rlx import envs
+
+    flags = {"env": env, **{k: v for k, v in (("agent", agent), ("noise", noise)) if v is not None}}
+    cfg = C.apply_overrides(C.Config(), {**flags, **C.parse_set(sets or [])})
+    envs.make(cfg.env)  # an unknown env is an error here, as in `rlx train`
+    docs, batched = C.key_docs(), set(C.batched_keys())
+    table = Table(title=f"rlx train {env}: resolved config (* = batched: a sweep over it shares one program)")
+    for col in ("key", "value", "unit", "meaning"):
+        table.add_column(col, overflow="fold")
+    for key in C.keys():
+        value = C.get(cfg, key)
+        text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        table.add_row(key + (" *" if key in batched else ""), text, C.unit(key), docs[key])
+    console.print(table)
+    console.print("Units: steps count env steps summed over one seed's envs; *_updates keys count gradient updates.")
 
 
 def sweep_cmd(
@@ -77,6 +105,7 @@ def sweep_cmd(
     exp, n_seeds, extra = _experiment_and_flags(experiment, seeds, sets)
     path = run_path(out, name or f"sweep-{exp.name}", "")
     spec = sweep.prepare(exp, path, n_seeds, extra)
+    loop.use_deterministic_ops(any(c["config"].get("deterministic") for c in spec["cells"]))
     pending = sweep.pending_groups(path, spec)
     console.print(f"[bold]rlx sweep[/] {exp.name}: {len(spec['cells'])} cells × {n_seeds} seeds in "
                   f"{len(spec['groups'])} program(s), {len(spec['groups']) - len(pending)} finished → {path}")

@@ -285,3 +285,16 @@ def test_every_noise_trains_checkpoints_and_resumes(tmp_path, capsys, noise, key
     # resuming the finished run restores the checkpoint (the strategy state must round-trip through orbax)
     rc, _, err = rlx(capsys, "train", "cartpole", "--resume", "--out", tmp_path, "--name", noise)
     assert rc == 0, err
+
+
+def test_show_config_prints_every_key_with_value_unit_and_meaning(capsys):
+    rc, out, err = rlx(capsys, "show", "--config", "cartpole", "--noise", "param", "--set", "optim.lr=1e-3")
+    assert rc == 0, err
+    from rlx import config as C
+
+    for key in C.keys():
+        assert key in out, key
+    assert re.search(r"optim\.lr \*\s*│ 0\.001\s*│\s*│ learning rate", out)
+    assert re.search(r"eval\.every\s*│ 50000\s*│ env steps", out) and "gradient updates" in out
+    rc, _, err = rlx(capsys, "show", "--config", "cartpol")
+    assert rc == 2 and "Did you mean 'cartpole'" in err
