@@ -54,3 +54,4 @@ gpu-wheels: | $(BIN)/python
 	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version $(GPU_PYTHON) \
 		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
 		--platform manylinux2014_x86_64 -d $(GPU_WHEELS) $$($(BIN)/python bench/gpu_check.py --requirements)
+	$(BIN)/python -m pip wheel --quiet --no-deps -w $(GPU_WHEELS) $$($(BIN)/python bench/gpu_check.py --source-requirements)

@@ -58,7 +58,15 @@ NEEDED = (
     ("seaborn", "seaborn>=0.13"),
     ("gymnax", "gymnax>=1.0.1,<1.1"),
     ("ale_py", "ale-py>=0.12.1,<0.13"),
+    # rlx's run summaries and event files: rliable (pure Python, on PyPI only as source; `make gpu-wheels` builds
+    # its wheel) with arch, whose statsmodels needs patsy; scipy comes with jax and absl with optax.
+    ("tensorboardX", "tensorboardX>=2.6"),
+    ("patsy", "patsy>=0.5"),
+    ("statsmodels", "statsmodels>=0.14"),
+    ("arch", "arch>=5.3.1,<8"),
+    ("rliable", "rliable>=1.2"),
 )
+SOURCE_ONLY = ("rliable",)  # built into a wheel by `make gpu-wheels` rather than downloaded as one
 # Importable is not enough for these: an older ale-py steps its emulators only on the CPU backend.
 MIN_VERSION = {"ale_py": ("ale-py", (0, 12, 1))}
 
@@ -537,12 +545,13 @@ def main() -> int:
     ap.add_argument("--wheels", default=str(ROOT / "bench" / "wheels"), help="folder of wheels (make gpu-wheels)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "gpu_check_out"), help="where the JSON and markdown go")
     ap.add_argument("--tiny", action="store_true", help="CPU sizes: the same code path in about 1.5 minutes on 2 cores")
-    ap.add_argument("--requirements", action="store_true", help="print the requirements the wheels must cover")
+    ap.add_argument("--requirements", action="store_true", help="print the requirements to download as wheels")
+    ap.add_argument("--source-requirements", action="store_true", help="print those to build into wheels")
     ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     ap.add_argument("--spec", default="{}", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.requirements:
-        print(" ".join(req for _, req in NEEDED))
+    if args.requirements or args.source_requirements:
+        print(" ".join(req for module, req in NEEDED if (module in SOURCE_ONLY) == args.source_requirements))
         return 0
     if args.worker:
         worker_main(args.worker, json.loads(args.spec))
