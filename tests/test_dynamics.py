@@ -205,7 +205,7 @@ def test_random_probe_states_repeat_for_a_key():
         ({"path.every_updates": 15}, "path.every_updates (15) must be a multiple of the updates per target period"),
         ({"pptb.enabled": True, "pptb.every_updates": 45, "pptb.window": 3}, "must be a multiple of dqn.target_every"),
         ({"pptb.every_updates": 25, "pptb.window": 10}, "positive multiple of pptb.window"),
-        ({"agent": "pqn", "pptb.enabled": True}, "DQN options"),
+        ({"agent": "pqn", "pptb.enabled": True}, "pptb is a DQN option"),
         ({"langevin.beta": 0}, "langevin.beta must be positive"),
         ({"diag.batch": 0}, "diag.batch must be positive"),
     ],
