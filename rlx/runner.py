@@ -95,11 +95,27 @@ class Program:
             t = time.perf_counter()
             chunk = jax.jit(jax.vmap(self.agent.chunk, in_axes=(0, 0, None, None)), static_argnums=3 if static else (),
                             donate_argnums=0)  # fmt: skip
-            self.chunks[key] = chunk.lower(state, self.hp, jnp.int32(0), num_blocks if static else jnp.int32(0)).compile()
+            lowered = chunk.lower(state, self.hp, jnp.int32(0), num_blocks if static else jnp.int32(0))
+            self.chunks[key] = lowered.compile(compiler_options=chunk_compiler_options())
             self.compile_seconds += time.perf_counter() - t
         if static:
             return self.chunks[key]
         return lambda state, hp, step0: self.chunks[key](state, hp, step0, jnp.int32(num_blocks))
+
+
+# XLA:CPU of jaxlib 0.10 hands dots *and* reductions to the YNNPACK library, one library call per reduction; a
+# LayerNorm network has a dozen small ones per update. Leaving reductions to XLA's own loops took the 1-seed update of
+# the 120-84 LayerNorm net from 363 to 159-171 us (130 us without LayerNorm), and 8-seed programs did not get slower
+# (docs/benchmarks.md). Only for the training chunk, the hot loop it was measured on (other programs keep their
+# rounding), and only on the jaxlib minor it was measured on: an option a later XLA no longer knows fails the compile.
+YNN_DOTS_ONLY = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_DOT"}
+
+
+def chunk_compiler_options() -> dict:
+    """XLA options for the training chunk: YNN_DOTS_ONLY on a CPU backend of jaxlib 0.10, else none."""
+    import jaxlib
+
+    return dict(YNN_DOTS_ONLY) if jax.default_backend() == "cpu" and jaxlib.__version__.startswith("0.10.") else {}
 
 
 def build(cfgs: list, seeds: int, devices: int | None) -> Program:
