@@ -97,6 +97,7 @@ def test_every_analyze_option_is_exercised(capsys):
     assert set(ANALYZE_OPTIONS.values()) <= names
 
 
+@pytest.mark.slow
 def test_analyze_path_with_rebuilt_policy_returns(tmp_path, capsys):
     run, leaves, _ = make_run(tmp_path / "run")
     out_dir = tmp_path / "figs"
@@ -127,6 +128,7 @@ def test_analyze_path_with_rebuilt_policy_returns(tmp_path, capsys):
     assert "Dense_0" in out and "θ_T (full)" in out and "Δ dims@0.9" in out
 
 
+@pytest.mark.slow
 def test_no_eval_writes_numbers_and_figures_to_run_dir_analysis(tmp_path, capsys):
     run, _, _ = make_run(tmp_path / "run")
     rc, out, err = rlx(capsys, "analyze", "path", run, "--no-eval")
@@ -137,6 +139,7 @@ def test_no_eval_writes_numbers_and_figures_to_run_dir_analysis(tmp_path, capsys
     assert "skipped" in out
 
 
+@pytest.mark.slow
 def test_sweep_group_rows_are_cells_by_seeds(tmp_path, capsys):
     run, _, cfg = make_run(tmp_path / "g1", seeds=2)
     lr = C.apply_overrides(cfg, {"optim.lr": 1e-3})
@@ -150,6 +153,7 @@ def test_sweep_group_rows_are_cells_by_seeds(tmp_path, capsys):
     assert rc == 2 and "2 cell(s) x 2 seed(s)" in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_host_emulator_envs_skip_the_rebuilt_policy_returns(tmp_path, capsys, monkeypatch):
     import dataclasses
 
@@ -217,6 +221,7 @@ def _corrupt(tmp_path):
         (lambda p: make_run(p / "r")[0], ["--k", "two", "--no-eval"], "--k expects integers"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, make, args, fragment):
     rc, _, err = rlx(capsys, "analyze", "path", make(tmp_path), *args)
     assert rc == 2

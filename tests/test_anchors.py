@@ -31,6 +31,7 @@ def _load_anchors():
 anchors = _load_anchors()
 
 
+@pytest.mark.slow
 def test_legacy_step_is_gymnax_step_with_done_the_union_of_terminated_and_truncated():
     import gymnax
     from gymnax.wrappers.purerl import FlattenObservationWrapper, LogWrapper
@@ -230,6 +231,7 @@ def _fake_tree(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_fake_sources_run_end_to_end_in_a_subprocess(tmp_path):
     root = _fake_tree(tmp_path)
     before = sorted(p.relative_to(root) for p in root.rglob("*"))
@@ -248,6 +250,7 @@ def test_fake_sources_run_end_to_end_in_a_subprocess(tmp_path):
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # nothing written into their tree
 
 
+@pytest.mark.slow
 def test_their_failure_is_one_line(tmp_path):
     (tmp_path / "purejaxrl").mkdir()
     (tmp_path / "purejaxrl" / "dqn.py").write_text("import no_such_module_for_rlx\n")

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from rlx import config as C
 from rlx import exploration, runner
@@ -20,6 +21,7 @@ def _example_strategy_source() -> str:
     return re.search(r"```python\n(.*?)```", after, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_the_documented_example_strategy_trains_for_one_chunk(tmp_path, monkeypatch):
     (tmp_path / "boltzmann_example.py").write_text(_example_strategy_source(), encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))

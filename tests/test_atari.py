@@ -59,6 +59,7 @@ def _rows(path):
     return [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_dqn_param_noise_on_pong_trains_checkpoints_and_resumes(tmp_path, capsys, monkeypatch):
     from rlx import runner
 
@@ -90,6 +91,7 @@ def test_dqn_param_noise_on_pong_trains_checkpoints_and_resumes(tmp_path, capsys
 
 
 @pytest.mark.parametrize("noise", ["eps", "param", "noisy"])
+@pytest.mark.slow
 def test_pqn_on_pong_runs_with_every_noise(tmp_path, capsys, noise):
     args = [
         "train", "pong", "--agent", "pqn", "--noise", noise, "--seeds", "2", "--steps", "100",

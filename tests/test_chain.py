@@ -40,6 +40,7 @@ def test_optimal_return_is_max_over_every_action_sequence(n):
 
 
 @pytest.mark.parametrize("n", [4, 5, 6])
+@pytest.mark.slow
 def test_random_policy_reaches_end_at_dp_rate(n):
     spec = envs.make(f"chain-{n}")
     episodes = 4000

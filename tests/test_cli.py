@@ -65,6 +65,7 @@ def test_every_train_option_is_exercised(capsys):
     assert set(TRAIN_OPTIONS.values()) <= names
 
 
+@pytest.mark.slow
 def test_agent_option_selects_pqn(tmp_path, capsys):
     pqn = ["--set", "pqn.num_envs=4", "--set", "pqn.rollout=8", "--set", "eval.every=512", "--steps", "1024"]
     rc, out, err = rlx(capsys, "train", "cartpole", "--agent", "pqn", *pqn, "--out", tmp_path, "--name", "q")
@@ -84,6 +85,7 @@ def test_envs_and_list(capsys):
     assert rc == 0 and "cartpole" in out
 
 
+@pytest.mark.slow
 def test_train_writes_the_run_directory(tmp_path, capsys):
     rc, out, err = rlx(capsys, "train", "cartpole", "--noise", "eps", "--seeds", 2, *SMALL, "--out", tmp_path, "--name", "a")
     assert rc == 0, err
@@ -109,6 +111,7 @@ def test_train_writes_the_run_directory(tmp_path, capsys):
     assert s0 != s1
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_metrics(tmp_path, capsys):
     for name in ("x", "y"):
         rc, _, err = rlx(capsys, "train", "cartpole", "--seeds", 2, *SMALL, "--out", tmp_path, "--name", name)
@@ -116,6 +119,7 @@ def test_same_seed_gives_identical_metrics(tmp_path, capsys):
     assert metrics(tmp_path / "x") == metrics(tmp_path / "y")
 
 
+@pytest.mark.slow
 def test_deterministic_is_recorded_and_asks_xla_for_deterministic_ops(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))  # restored after the test
     rc, _, err = rlx(capsys, "train", "cartpole", "--seeds", 1, *SMALL, "--out", tmp_path, "--name", "d", "--deterministic")
@@ -128,6 +132,7 @@ def test_deterministic_is_recorded_and_asks_xla_for_deterministic_ops(tmp_path, 
     assert metrics(tmp_path / "d") == metrics(tmp_path / "n")
 
 
+@pytest.mark.slow
 def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, capsys, monkeypatch):
     from rlx import runner
 
@@ -195,6 +200,7 @@ def test_resume_of_another_commands_run_or_a_bad_name_is_exit_2(tmp_path, capsys
     assert rc == 2 and "--name must be a plain directory name" in err
 
 
+@pytest.mark.slow
 def test_experiment_module_sets_the_run(tmp_path, capsys):
     mod = tmp_path / "mine.py"
     mod.write_text(
@@ -238,6 +244,7 @@ def test_unwritable_out_is_exit_2(tmp_path, capsys):
     assert rc == 2 and "cannot write" in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_existing_run_is_never_overwritten(tmp_path, capsys):
     rc, _, _ = rlx(capsys, "train", "cartpole", "--steps", "2000", *SMALL[2:], "--out", tmp_path, "--name", "r")
     assert rc == 0
@@ -247,6 +254,7 @@ def test_existing_run_is_never_overwritten(tmp_path, capsys):
     assert (tmp_path / "r" / "metrics.jsonl").read_text() == before
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_on_resume_is_exit_2(tmp_path, capsys):
     rc, _, _ = rlx(capsys, "train", "cartpole", "--steps", "2000", *SMALL[2:], "--out", tmp_path, "--name", "r")
     assert rc == 0
@@ -259,6 +267,7 @@ def test_corrupt_checkpoint_on_resume_is_exit_2(tmp_path, capsys):
     assert (tmp_path / "r" / "metrics.jsonl").read_text() == before
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_the_last_chunk_and_exits_130(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "rlx.cli", "train", "cartpole", "--steps", "400000", *SMALL[2:], "--out", str(tmp_path), "--name", "c"]
@@ -277,6 +286,7 @@ def test_ctrl_c_saves_the_last_chunk_and_exits_130(tmp_path):
 
 
 @pytest.mark.parametrize("noise,keys", [("param", {"dist", "delta", "sigma", "frac_differs"}), ("noisy", {"frac_differs"}), ("none", set())])
+@pytest.mark.slow
 def test_every_noise_trains_checkpoints_and_resumes(tmp_path, capsys, noise, keys):
     rc, _, err = rlx(capsys, "train", "cartpole", "--noise", noise, *SMALL, "--steps", "2000", "--out", tmp_path, "--name", noise)
     assert rc == 0, err

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from rlx import config as C
 from rlx import envs, runner
@@ -40,6 +41,7 @@ def _chain_agent(**over):
     return state
 
 
+@pytest.mark.slow
 def test_time_limit_transition_is_stored_for_bootstrapping():
     # chain-3 episodes last 12 steps and end only by the time limit: 24 steps hold two episode ends.
     data = jax.tree.map(np.asarray, _chain_agent().buffer.data)
@@ -98,6 +100,7 @@ def _small_cfg(**over):
     return C.apply_overrides(C.Config(), {**base, **over})
 
 
+@pytest.mark.slow
 def test_seeds_differ_and_vmapped_programs_learn_something():
     cfg = _small_cfg()
     prog = runner.build([cfg], 3, devices=None)

@@ -29,6 +29,7 @@ def _count(params) -> int:
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.slow
 def test_hadamard_head_shapes_and_gradients(activation):
     net, params = _net((5,), **{"net.head": "hadamard", "net.activation": activation})
     p = params["params"]
@@ -53,6 +54,7 @@ def test_hadamard_head_shapes_and_gradients(activation):
     assert float(jnp.abs(g["Dense_1"]["kernel"]).sum()) > 0
 
 
+@pytest.mark.slow
 def test_wide_control_matches_the_hadamard_parameter_count():
     for shape in ((5,), (10, 10, 4)):
         had = _count(_net(shape, **{"net.head": "hadamard"})[1])
@@ -75,6 +77,7 @@ def test_minatar_grid_gets_the_minatar_cnn_whose_patches_are_a_3x3_convolution()
 # --- PPTB ring -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_pptb_leaves_a_path_in_the_top_k_subspace_unchanged_and_trims_one_outside_it():
     cfg = C.apply_overrides(C.Config(), {"pptb.enabled": True, "pptb.k": 2, "pptb.boost": 0.0, "pptb.window": 4, "dqn.target_every": 10,
                                          "pptb.every_updates": 4})  # fmt: skip
@@ -118,6 +121,7 @@ def _train(tmp_path, name, seeds=2, **over):
     return cfg, runner.train(cfg, seeds, run), run
 
 
+@pytest.mark.slow
 def test_diagnostics_are_in_every_chunk_and_pptb_runs_in_the_loop(tmp_path):
     # 10 updates per target period; snapshots every 20 updates, applied every 60 once learning started
     cfg, _, run = _train(tmp_path, "p", **{"pptb.enabled": True, "pptb.every_updates": 60, "pptb.window": 3, "pptb.k": 1})
@@ -136,12 +140,14 @@ def test_diagnostics_are_in_every_chunk_and_pptb_runs_in_the_loop(tmp_path):
     assert "srank" not in off.read_metrics()[0]
 
 
+@pytest.mark.slow
 def test_tanh_runs_report_saturation(tmp_path):
     _, _, run = _train(tmp_path, "t", seeds=1, steps=1000, **{"net.activation": "tanh", "net.head": "hadamard"})
     r = run.read_metrics()[-1]
     assert 0 <= r["saturated"] <= 1 and r["saturated"] == r["saturated_h0"]
 
 
+@pytest.mark.slow
 def test_snapshots_hold_the_path_and_resume_drops_the_ones_after_the_checkpoint(tmp_path):
     cfg, _, run = _train(tmp_path, "s", **{"path.every_updates": 50})  # 500 env steps per snapshot
     files = sorted((run.path / "path").glob("*.npz"))
@@ -164,6 +170,7 @@ def test_snapshots_hold_the_path_and_resume_drops_the_ones_after_the_checkpoint(
     assert not (run.path / "path" / "0000003000.npz").exists() and files[-1].exists()
 
 
+@pytest.mark.slow
 def test_pptb_state_survives_resume(tmp_path):
     over = {"pptb.enabled": True, "pptb.every_updates": 60, "pptb.window": 3}
     cfg, _, full = _train(tmp_path, "full", seeds=1, **over)
@@ -176,6 +183,7 @@ def test_pptb_state_survives_resume(tmp_path):
     assert a["eval_return"] == b["eval_return"] and a["pptb_shift"] == b["pptb_shift"] and a["loss"] == b["loss"]
 
 
+@pytest.mark.slow
 def test_langevin_noise_trains_with_noisy_parameters_and_differs_by_seed(tmp_path):
     _, _, run = _train(tmp_path, "l", noise="langevin")
     _, _, plain = _train(tmp_path, "n", noise="none")
@@ -186,6 +194,7 @@ def test_langevin_noise_trains_with_noisy_parameters_and_differs_by_seed(tmp_pat
     assert [r["loss"] for r in rows] != [r["loss"] for r in plain.read_metrics() if r["chunk"] == 2]
 
 
+@pytest.mark.slow
 def test_random_probe_states_repeat_for_a_key():
     spec = envs.make("breakout")
     a = envs.random_states(spec, jax.random.PRNGKey(0), 40)
@@ -215,6 +224,7 @@ def test_impossible_settings_are_refused(over, message):
         C.apply_overrides(C.Config(), {**TINY, **over})
 
 
+@pytest.mark.slow
 def test_train_cli_accepts_langevin(tmp_path, capsys):
     rc = main(["train", "cartpole", "--noise", "langevin", "--seeds", "1", "--steps", "1000", "--out", str(tmp_path),
                "--name", "l", *[a for k, v in TINY.items() if k not in ("env", "steps")

@@ -41,6 +41,7 @@ def batch_step(spec, batch=3, run=True):
 
 
 @pytest.mark.parametrize("alias", list(EXPECTED))
+@pytest.mark.slow
 def test_alias_shapes_and_batched_step(alias):
     gid, obs_shape, num_actions, max_steps = EXPECTED[alias]
     spec = envs.make(alias.upper())  # aliases are case-insensitive

@@ -19,6 +19,7 @@ SMALL = {"dqn.num_envs": 2, "dqn.train_every": 2, "dqn.target_every": 60, "dqn.b
 @pytest.mark.parametrize("env", ENVS)
 @pytest.mark.parametrize("agent", list(agents.AGENTS))
 @pytest.mark.parametrize("noise", ["none", "eps", "param", "noisy", "langevin"])
+@pytest.mark.slow
 def test_odd_steps_fit_every_agent_env_and_noise(env, agent, noise):
     if env == "pong":
         pytest.importorskip("ale_py")
@@ -55,6 +56,7 @@ def test_truly_contradictory_settings_still_fail():
         C.apply_overrides(C.Config(), {"steps": 0})
 
 
+@pytest.mark.slow
 def test_cli_says_when_it_rounds(tmp_path, capsys):
     args = ["train", "cartpole", "--agent", "pqn", "--seeds", "1", "--steps", "1000", "--set", "eval.every=700",
             "--set", "diag.enabled=false", "--set", "eval.episodes=1", "--out", str(tmp_path), "--name", "r"]  # fmt: skip

@@ -30,6 +30,7 @@ def _assert_distance_tracks_delta(rows, after_step):
 
 
 @pytest.mark.parametrize("noise", ["eps", "param", "noisy"])
+@pytest.mark.slow
 def test_dqn_solves_cartpole_within_500k_steps(tmp_path, noise):
     cfg = load("cartpole").config()  # the shipped experiment: the anchor's settings, 500k steps
     assert cfg.steps == 500_000 and cfg.eval.every == 50_000
@@ -46,6 +47,7 @@ def test_dqn_solves_cartpole_within_500k_steps(tmp_path, noise):
         _assert_distance_tracks_delta(rows, after_step=100_000)
 
 
+@pytest.mark.slow
 def test_param_noise_solves_chain_30_with_d_at_delta(tmp_path):
     """Two seeds of the chain study's chain-30 cell (2000 episodes): both solve it, and once ε has reached its
     floor (episode 1000) the measured distance stays within ±25% of δ."""
@@ -60,6 +62,7 @@ def test_param_noise_solves_chain_30_with_d_at_delta(tmp_path):
     _assert_distance_tracks_delta(run.read_metrics(), after_step=cfg.explore.eps_decay_steps)
 
 
+@pytest.mark.slow
 def test_pqn_solves_cartpole_with_the_authors_settings(tmp_path):
     """experiments/pqn_cartpole.py (the PQN authors' CartPole settings): mean greedy return >= 475 over 4 seeds at
     500k steps. Measured: 500 on all 4 seeds (50.9 s wall on the 2-core CPU); the authors' script: 500 on all 4."""

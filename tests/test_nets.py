@@ -4,6 +4,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from rlx.nets import NatureCNN, PatchConv, leaf_names
 
@@ -47,6 +48,7 @@ def check_layer(features, kernel, stride, shape):
     assert max_abs(np.asarray(y_patch2).reshape(want[:2].shape), np.asarray(want)[:2]) < 1e-5
 
 
+@pytest.mark.slow
 def test_patch_conv_equals_nn_conv():
     for layer in NATURE_LAYERS:
         check_layer(*layer)
@@ -69,6 +71,7 @@ class ConvNatureCNN(nn.Module):
 FRAMES = RNG.integers(0, 256, (2, 2, 4, 84, 84), dtype=np.uint8)
 
 
+@pytest.mark.slow
 def test_nature_cnn_params_match_nn_conv():
     key = jax.random.PRNGKey(2)
     ref_model, patch, conv = ConvNatureCNN(6), NatureCNN(6, conv_patches=True), NatureCNN(6, conv_patches=False)
@@ -90,6 +93,7 @@ def test_nature_cnn_params_match_nn_conv():
     assert max_abs(q_patch, q_conv) < 1e-5
 
 
+@pytest.mark.slow
 def test_nature_cnn_paths_agree_with_layer_norm():
     patch, conv = NatureCNN(6, layer_norm=True, conv_patches=True), NatureCNN(6, layer_norm=True, conv_patches=False)
 

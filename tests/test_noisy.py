@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from rlx import config as C
 from rlx import exploration
@@ -63,6 +64,7 @@ def _effective_noise(p, q, keys):
     return y[:, 1:] - eps_b[:, None, :], eps_b
 
 
+@pytest.mark.slow
 def test_factorised_weight_noise_statistics():
     p, q = 16, 12
     eps_w, eps_b = _effective_noise(p, q, jax.random.split(jax.random.PRNGKey(0), 2000))
@@ -83,6 +85,7 @@ def _sown_noise(net, params, obs, key):
     return {layer: {k: v[0] for k, v in d.items()} for layer, d in state["intermediates"].items() if isinstance(d, dict)}
 
 
+@pytest.mark.slow
 def test_layers_draw_independent_noise():
     # equal layer shapes (32 -> 32 -> 32), so a shared key would give identical ε in both layers
     net = MLP((32, 32), 32, noisy=True)
@@ -110,6 +113,7 @@ def test_fresh_noise_per_key_same_key_same_output():
     assert float(jnp.max(jnp.abs(a - net.apply(params, obs)))) > 1e-3
 
 
+@pytest.mark.slow
 def test_noisy_mlp_replaces_every_dense_and_plain_names_stay():
     obs = jnp.zeros((1, 5))
     noisy = MLP((8, 8), 3, layer_norm=True, noisy=True).init(jax.random.PRNGKey(0), obs)["params"]
@@ -145,6 +149,7 @@ def test_strategy_contract():
     assert strat.train_noise and strat.adapt_every == 0
 
 
+@pytest.mark.slow
 def test_large_sigma_explores_with_fresh_keys():
     seeds, num_envs = 8, 16
     _, _, params, obs, run = _strategy_setup(sigma0=20.0, num_envs=num_envs, seeds=seeds)
@@ -164,6 +169,7 @@ def test_tiny_sigma_acts_mu_greedy():
     np.testing.assert_array_equal(np.asarray(m["frac_differs"]), 0.0)
 
 
+@pytest.mark.slow
 def test_noisy_td_loss_has_finite_gradients_that_reach_sigma():
     net = MLP((16, 16), 2, noisy=True)
 

@@ -127,6 +127,7 @@ def test_head_scope_touches_only_last_dense():
     assert sorted(k for k, f in flags.items() if f) == changed
 
 
+@pytest.mark.slow
 def test_perturbation_std_is_sigma():
     params, _ = _net(hidden=(256, 256), layer_norm=True)
     mask = pn.perturbation_mask(params, "all_dense")
@@ -150,6 +151,7 @@ def test_net_option_follows_layer_norm_flag():
 
 
 @pytest.mark.parametrize("distance", ["kl", "disagree"])
+@pytest.mark.slow
 def test_adapt_moves_sigma_towards_delta_and_clips(distance):
     params, q_apply = _net()
     obs = _obs(64)
@@ -192,6 +194,7 @@ def test_adapt_compares_the_running_mean_of_d_with_delta():
     assert float(after(0.0, 100.0).sigma) == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_derived_delta_follows_eps_schedule():
     params, q_apply = _net()
     s = pn.make(_cfg(distance="kl"), NUM_ACTIONS)
@@ -277,6 +280,7 @@ def test_eps_floor_one_is_uniform():
 # --- under jit(vmap) over seeds ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_jit_vmap_over_seeds_with_shared_step():
     seeds, n = 3, 4
     net = MLP(hidden=(16, 16), num_actions=NUM_ACTIONS, layer_norm=True)
@@ -328,6 +332,7 @@ def _flipout_xi(flip, i):
 
 
 @pytest.mark.parametrize("scope", ["all_dense", "head"])
+@pytest.mark.slow
 def test_flipout_act_equals_explicit_perturbed_networks(scope):
     params, q_apply = _net()
     s = pn.make(_cfg(eps_floor=0.0, sigma0=0.7, form="flipout", scope=scope), NUM_ACTIONS)

@@ -156,6 +156,7 @@ def test_stratified_subsample_keeps_both_classes():
         assert 0 < y[idx].sum() < size
 
 
+@pytest.mark.slow
 def test_data_efficiency_curves():
     sizes = (10, 50, 200, 600)
     res = data_efficiency(TRAIN, TEST, sizes=sizes, reps=8, C=2.0**-2, unit=(3, 1))

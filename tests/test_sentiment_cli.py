@@ -67,6 +67,7 @@ def test_every_probe_option_is_exercised(capsys):
     assert rc == 0 and _options(out) == GENERATE_OPTIONS
 
 
+@pytest.mark.slow
 def test_probe_sentiment_writes_summary_and_figures(run):
     s = json.loads((run / "summary.json").read_text())
     assert set(s["full_probe"]) >= {"accuracy", "nonzero"}
@@ -86,6 +87,7 @@ def test_probe_sentiment_writes_summary_and_figures(run):
     assert [m["steps"] for m in metrics] == [10, 20]
 
 
+@pytest.mark.slow
 def test_model_probes_an_earlier_run_and_generate_samples(run, files, tmp_path, capsys):
     rc, out, err = rlx(capsys, "probe-sentiment", "--model", run, "--data", files / "labelled.csv", "--reps", "2",
                        "--out", tmp_path, "--name", "again")
@@ -107,6 +109,7 @@ def test_model_probes_an_earlier_run_and_generate_samples(run, files, tmp_path, 
         assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1, (bad, err)
 
 
+@pytest.mark.slow
 def test_resume_of_a_finished_run_probes_it_again(run, capsys):
     before = json.loads((run / "summary.json").read_text())
     config = (run / "config.json").read_text()
@@ -126,6 +129,7 @@ def test_resume_of_a_finished_run_probes_it_again(run, capsys):
     assert rc == 2 and "nothing to resume: no run named sentiment-*" in err
 
 
+@pytest.mark.slow
 def test_two_seeds_are_probed_and_averaged(files, tmp_path, capsys):
     rc, out, err = rlx(capsys, "probe-sentiment", *TINY, "--seeds", "2", "--corpus", files / "corpus.txt",
                        "--data", files / "labelled.csv", "--out", tmp_path, "--name", "two")
@@ -136,6 +140,7 @@ def test_two_seeds_are_probed_and_averaged(files, tmp_path, capsys):
     assert "mean over 2 seeds" in out
 
 
+@pytest.mark.slow
 def test_experiment_module_sets_the_language_model(files, tmp_path, capsys):
     rc, _, err = rlx(capsys, "probe-sentiment", "--experiment", "sentiment_neuron", *TINY, "--corpus",
                      files / "corpus.txt", "--data", files / "labelled.csv", "--out", tmp_path, "--name", "exp")

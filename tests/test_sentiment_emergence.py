@@ -4,12 +4,14 @@ on a randomly initialised LM does not. This is the proof that the pipeline can f
 
 import jax
 import numpy as np
+import pytest
 from synthetic_reviews import reviews
 
 from rlx.results import RunDir
 from rlx.sentiment import data, lm, probe
 
 
+@pytest.mark.slow
 def test_a_single_sentiment_unit_emerges_from_next_byte_prediction(tmp_path):
     texts, _ = reviews(20_000, seed=1)
     corpus = lm.write_corpus(texts, tmp_path / "corpus.txt")

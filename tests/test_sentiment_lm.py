@@ -22,6 +22,7 @@ def _first(params):
     return jax.tree.map(lambda x: x[0], params)
 
 
+@pytest.mark.slow
 def test_weight_norm_makes_the_direction_parameters_scale_invariant():
     params = init_params(jax.random.PRNGKey(0), 32)
     tok = jnp.asarray(np.frombuffer(TEXTS[1], np.uint8))[None]
@@ -36,6 +37,7 @@ def test_weight_norm_makes_the_direction_parameters_scale_invariant():
     assert np.abs(np.asarray(other) - np.asarray(base)).max() > 1e-2
 
 
+@pytest.mark.slow
 def test_chunked_reading_gives_the_one_pass_state():
     params = init_params(jax.random.PRNGKey(1), 32)
     chunked = lm.Reader(32, batch=4, window=16).read(params, TEXTS)
@@ -97,6 +99,7 @@ def _train(tmp_path, name, seeds=2, steps=6, **kw):
     return lm.train(cfg, corpus, RunDir(tmp_path / name), seeds)
 
 
+@pytest.mark.slow
 def test_seeds_differ_and_the_same_seed_repeats(tmp_path):
     a = _train(tmp_path, "a")
     b = _train(tmp_path, "b")
@@ -108,6 +111,7 @@ def test_seeds_differ_and_the_same_seed_repeats(tmp_path):
     assert [r["steps"] for r in rows] == [3, 3, 6, 6] and all(r["bits_per_byte"] > 0 for r in rows)
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
     from rlx.loop import Interrupted
 
@@ -155,6 +159,7 @@ def test_settings_are_type_checked():
         lm.config_from({"dtype": "fp8"})
 
 
+@pytest.mark.slow
 def test_lm_learns_the_default_corpus_below_3_bits_per_byte(tmp_path):
     splits = data.default_splits()
     from rlx.sentiment import study

@@ -109,6 +109,7 @@ def test_show_prints_groups(tmp_path, capsys):
 # --- running ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sweep_batches_lr_values_into_one_program_per_noise(tmp_path, monkeypatch, capsys):
     compiles = []
     real = runner.build
@@ -163,6 +164,7 @@ def _sweep_cmd(module, out):
     return [sys.executable, "-m", "rlx.cli", "sweep", str(module), "--out", str(out), "--name", "s"]
 
 
+@pytest.mark.slow
 def test_kill_9_mid_sweep_then_resume_gives_the_uninterrupted_numbers(tmp_path):
     module = _module(tmp_path, steps=4000)
     env = {**os.environ, "RLX_CPU_DEVICES": "1"}
@@ -186,6 +188,7 @@ def test_kill_9_mid_sweep_then_resume_gives_the_uninterrupted_numbers(tmp_path):
         ).read_metrics()
 
 
+@pytest.mark.slow
 def test_batch_axis_is_sharded_over_four_cpu_devices(tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     subprocess.run(_sweep_cmd(_module(tmp_path), tmp_path), check=True, capture_output=True, cwd=ROOT, env=env)
@@ -197,6 +200,7 @@ def test_batch_axis_is_sharded_over_four_cpu_devices(tmp_path):
     assert [c["devices"] for c in summary["cells"]] == [1, 1]
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher_runs_each_program_as_a_job(tmp_path):
     pytest.importorskip("submitit")
     module = _module(tmp_path)
@@ -220,6 +224,7 @@ EXPERIMENT = Experiment(
 """
 
 
+@pytest.mark.slow
 def test_chain_sweep_writes_episodes_to_solve_figure(tmp_path, capsys):
     module = tmp_path / "minichain.py"
     module.write_text(CHAIN)
@@ -249,6 +254,7 @@ EXPERIMENT = Experiment(
 """
 
 
+@pytest.mark.slow
 def test_report_statistics_and_label_only_grid_keys(tmp_path, capsys):
     mod = tmp_path / "reported.py"
     mod.write_text(REPORTED)

@@ -64,6 +64,7 @@ def assert_same(tb: dict, want: dict) -> None:
         np.testing.assert_allclose([v for _, v in tb[tag]], [v for _, v in points], rtol=1e-6, err_msg=tag)
 
 
+@pytest.mark.slow
 def test_train_writes_the_metric_rows_as_scalars(tmp_path, capsys):
     rc, _, err = rlx(capsys, "train", "cartpole", "--noise", "param", "--seeds", 2, "--steps", 20000, *SMALL,
                      "--set", "eval.every=5000", "--out", tmp_path, "--name", "p")  # fmt: skip
@@ -79,6 +80,7 @@ def test_train_writes_the_metric_rows_as_scalars(tmp_path, capsys):
     assert tb["seed_0/eval_return"] != tb["seed_1/eval_return"]  # so that a seed mix-up would show
 
 
+@pytest.mark.slow
 def test_resume_leaves_no_duplicate_or_stale_point(tmp_path, capsys, monkeypatch):
     run = tmp_path / "r"
     args = ["train", "cartpole", "--seeds", 2, "--steps", 4000, *SMALL, "--set", "eval.every=1000", "--out", tmp_path,
@@ -122,6 +124,7 @@ EXPERIMENT = Experiment(
 """
 
 
+@pytest.mark.slow
 def test_sweep_group_writes_one_tree_per_cell(tmp_path):
     module = tmp_path / "tb.py"
     module.write_text(GRID)
