@@ -17,7 +17,7 @@ from rlx import analyze_cli, sweep_cli
 from rlx import config as C
 from rlx.errors import UserError
 from rlx.sentiment import cli as sentiment_cli
-from rlx.terminal import console, err_console, eval_returns, say, with_progress
+from rlx.terminal import console, err_console, eval_returns, say, with_ci, with_progress
 
 try:  # typer >= 0.2x vendors click; its usage errors derive from TyperException
     from typer.exceptions import TyperException as _CliError
@@ -120,10 +120,10 @@ def _replay_text(cfg) -> str:
 def _print_summary(summary: dict, path: Path):
     ev = summary["eval_return"]
     table = Table(title=f"greedy evaluation after {summary['steps']:,} steps")
-    for col in ("env", "noise", "seeds", "mean", "IQM", "95% CI", "per seed", "wall s", "compile s"):
+    for col in ("env", "noise", "seeds", "mean [95% CI]", "IQM [95% CI]", "per seed", "wall s", "compile s"):
         table.add_column(col)
-    table.add_row(summary["env"], summary["noise"], str(summary["seeds"]), f"{ev['mean']:.1f}", f"{ev['iqm']:.1f}",
-                  f"[{ev['ci95'][0]:.1f}, {ev['ci95'][1]:.1f}]", " ".join(f"{x:.0f}" for x in ev["per_seed"]),
+    table.add_row(summary["env"], summary["noise"], str(summary["seeds"]), with_ci(ev, "mean"), with_ci(ev, "iqm"),
+                  " ".join(f"{x:.0f}" for x in ev["per_seed"]),
                   f"{summary['wall_seconds']:.1f}", f"{summary['compile_seconds']:.1f}")
     console.print(table)
     console.print(f"run directory: {path}")

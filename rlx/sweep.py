@@ -43,6 +43,7 @@ from rlx.results import (
     score_matrix,
     summarize,
 )
+from rlx.terminal import with_ci
 
 SWEEP = "sweep.json"
 LAUNCHERS = ("local", "slurm", "submitit-local")
@@ -392,13 +393,13 @@ def _safe(name: str) -> str:
 
 
 def table_rows(summary: dict, axes: list[str], stats: list[str] = ()) -> list[list[str]]:
-    """Rows of the terminal table: axis labels, seeds, mean, IQM, CI, per seed (and episodes to solve), then
-    each report statistic as mean [95% CI]."""
+    """Rows of the terminal table: axis labels, seeds, mean and IQM each with its 95% CI, per seed (and episodes to
+    solve), then each report statistic as mean [95% CI]."""
     out = []
     for c in summary["cells"]:
         e = c["eval_return"]
         row = [str(c["labels"][a]) for a in axes]
-        row += [str(len(e["per_seed"])), _fmt(e["mean"]), _fmt(e["iqm"]), f"[{_fmt(e['ci95'][0])}, {_fmt(e['ci95'][1])}]"]
+        row += [str(len(e["per_seed"])), with_ci(e, "mean"), with_ci(e, "iqm")]
         row.append(" ".join("—" if v is None else f"{v:.0f}" for v in e["per_seed"]))
         if "episodes_to_solve" in c:
             s = c["episodes_to_solve"]

@@ -147,7 +147,7 @@ def _print_sweep(summary: dict, spec: dict, path: Path):
     chain = any("episodes_to_solve" in c for c in summary["cells"])
     table = Table(title=f"{summary['experiment']}: final greedy return per cell")
     stats = spec.get("report", [])
-    cols = [*axes, "seeds", "mean", "IQM", "95% CI", "per seed"] + (["solved, episodes"] if chain else [])
+    cols = [*axes, "seeds", "mean [95% CI]", "IQM [95% CI]", "per seed"] + (["solved, episodes"] if chain else [])
     for col in cols + [f"{n} [95% CI]" for n in stats]:
         table.add_column(col)
     for row in sweep.table_rows(summary, axes, stats):

@@ -22,6 +22,12 @@ def say(message: str) -> None:
     console.print(message, markup=False, highlight=False)
 
 
+def with_ci(stats: dict, name: str) -> str:
+    """A statistic of a results.summarize() dict with its 95% stratified-bootstrap CI: "482.1 [455.0, 500.0]"."""
+    text = [("—" if v is None else f"{v:.1f}") for v in (stats[name], *stats["cis"][name])]
+    return f"{text[0]} [{text[1]}, {text[2]}]"
+
+
 def with_progress(total: int, run: Callable, *, progress: Callable[[list[dict]], str], unit: str = "steps"):
     """Return run(on_chunk) run under a rich progress bar of `total` (env steps per seed, or LM updates);
     on_chunk(done, rows) advances it, and progress(rows) is the text shown after each chunk."""
