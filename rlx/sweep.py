@@ -296,8 +296,7 @@ def _fmt(v) -> str:
     return "—" if v is None else f"{v:.1f}"
 
 
-def _fmt2(v) -> str:  # fractions such as dormant_0.025 need more digits than returns
-    return "—" if v is None else f"{v:.3g}"
+FRACTION = ".3g"  # report statistics such as dormant_0.025, and normalised scores, need more digits than returns
 
 
 def _seeds_text(per_seed: list) -> str:
@@ -406,14 +405,9 @@ def table_rows(summary: dict, axes: list[str], stats: list[str] = ()) -> list[li
             row.append(f"{s['solved']}/{len(s['per_seed'])}, median {_fmt(s['median'])}")
         for n in stats:
             st = c["stats"][n]
-            row.append(f"{_fmt2(st['mean'])} [{_fmt2(st['ci95'][0])}, {_fmt2(st['ci95'][1])}]")
+            row.append(with_ci(st, "mean", FRACTION))
         out.append(row)
     return out
-
-
-def _ci_text(stats: dict, name: str) -> str:
-    lo, hi = stats["cis"][name]
-    return f"{_fmt2(stats[name])} [{_fmt2(lo)}, {_fmt2(hi)}]"
 
 
 def aggregate_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
@@ -423,7 +417,7 @@ def aggregate_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
     axes = list(aggs[0]["labels"]) if aggs else []
     cols = [*axes, "envs", "seeds", "scores", "mean", "median", "IQM", "optimality gap"]
     rows = [[str(g["labels"][a]) for a in axes] + [str(g["envs"]), str(g["seeds"]), "÷ optimal" if g["normalized"] else "raw"]
-            + [_ci_text(g, n) for n in ("mean", "median", "iqm", "optimality_gap")] for g in aggs]  # fmt: skip
+            + [with_ci(g, n, FRACTION) for n in ("mean", "median", "iqm", "optimality_gap")] for g in aggs]  # fmt: skip
     return cols, rows
 
 

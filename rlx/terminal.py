@@ -22,9 +22,10 @@ def say(message: str) -> None:
     console.print(message, markup=False, highlight=False)
 
 
-def with_ci(stats: dict, name: str) -> str:
-    """A statistic of a results.summarize() dict with its 95% stratified-bootstrap CI: "482.1 [455.0, 500.0]"."""
-    text = [("—" if v is None else f"{v:.1f}") for v in (stats[name], *stats["cis"][name])]
+def with_ci(stats: dict, name: str, spec: str = ".1f") -> str:
+    """A statistic of a results.summarize() dict with its 95% stratified-bootstrap CI, each number formatted by
+    spec: "482.1 [455.0, 500.0]"; None as "—"."""
+    text = [("—" if v is None else format(v, spec)) for v in (stats[name], *stats["cis"][name])]
     return f"{text[0]} [{text[1]}, {text[2]}]"
 
 
