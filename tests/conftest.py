@@ -9,7 +9,7 @@ import rlx  # noqa: F401
 
 @pytest.fixture(autouse=True)
 def few_bootstrap_reps(monkeypatch):
-    """rliable's bootstraps loop over their replications in Python (2000: about 0.4 s per statistic); the tests
+    """rliable's bootstraps loop over their replications in Python (2000: about 0.4 s per summary); the tests
     check wiring and agreement with rliable, not interval widths. Subprocesses (rlx sweep, submitit jobs) inherit
     it."""
     monkeypatch.setenv("RLX_BOOTSTRAP_REPS", "100")
