@@ -38,6 +38,10 @@ class Experiment:
     # "score" (best greedy return over the run), "auc" (mean greedy return over the run), or a metric's
     # final value, e.g. "srank", "dormant_0.025", "saturated".
     report: tuple = ()
+    # How `rlx sweep --launcher slurm` asks for each job (rlx.cluster.LauncherSettings: partition, time_min,
+    # cpus_per_task, gpus_per_task, mem_gb, account, nodes, sbatch); `--set launcher.KEY=VALUE` overrides them.
+    # They shape the jobs, not the runs: changing them does not make another sweep.
+    launcher: dict = field(default_factory=dict)
     path: str = ""  # the module this experiment was loaded from (set by load)
 
     def config(self) -> C.Config:

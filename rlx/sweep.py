@@ -46,7 +46,6 @@ from rlx.results import (
 from rlx.terminal import with_ci
 
 SWEEP = "sweep.json"
-LAUNCHERS = ("local", "slurm", "submitit-local")
 
 
 @dataclass(frozen=True)
@@ -193,7 +192,7 @@ def group_done(sweep_dir: Path, g: int) -> bool:
 def run_group(sweep_dir, g: int, devices: int | None = None, on_chunk: Callable | None = None) -> list[dict]:
     """Train group g of a prepared sweep (resuming from its checkpoint if it has one); one summary per cell.
 
-    Module-level and picklable: the slurm launcher runs it in a job.
+    Module-level and picklable: rlx.cluster's launchers run it in a job.
     """
     from rlx import loop, runner
 
@@ -216,23 +215,6 @@ def run_group(sweep_dir, g: int, devices: int | None = None, on_chunk: Callable 
     summaries = [run_summary(c) for c in cells]
     run_dir.write_summary({"cells": summaries})  # written last: it marks the group done
     return summaries
-
-
-def launch(sweep_dir: Path, pending: list[int], launcher: str, devices: int | None) -> None:
-    """Run pending groups as submitit jobs (one array task per group) and wait for them."""
-    try:
-        import submitit
-    except ImportError:
-        raise UserError(f"--launcher {launcher} needs submitit: pip install 'rlx[slurm]'.") from None
-    folder = Path(sweep_dir) / "submitit"
-    if launcher == "slurm":
-        executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
-    else:
-        executor = submitit.LocalExecutor(folder=folder)
-    executor.update_parameters(timeout_min=24 * 60)
-    jobs = executor.map_array(run_group, [str(sweep_dir)] * len(pending), pending, [devices] * len(pending))
-    for job in jobs:
-        job.result()
 
 
 # ---------------------------------------------------------------------------------------------

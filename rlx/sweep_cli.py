@@ -13,6 +13,9 @@ from rlx.terminal import console, err_console, eval_returns, with_progress
 
 SEEDS = "Seeds per cell (default: the experiment's)."
 EXPERIMENT = "Experiment: a name from `rlx list` or a path to a .py file."
+SETS = "Override a config key in every cell (repeatable); launcher.KEY=VALUE sets a Slurm job setting instead."
+LAUNCHER = ("local (this process), slurm (a submitit job array, one task per program, shared filesystem) or "
+            "submitit-local (the same, as local processes).")
 
 
 def register(app: typer.Typer) -> None:
@@ -22,20 +25,26 @@ def register(app: typer.Typer) -> None:
     app.command("report")(report_cmd)
 
 
-def _experiment_and_flags(experiment: str, seeds: int | None, sets: list[str] | None):
+def _experiment_and_flags(experiment: str, seeds: int | None, sets: list[str] | None, launcher: str = "local"):
+    """The experiment, its seeds, the run-config overrides and the launcher settings (checked)."""
+    from rlx import cluster
     from rlx.experiment import load
 
+    if launcher not in cluster.LAUNCHERS:
+        raise UserError(f"unknown launcher '{launcher}'; choose one of {', '.join(cluster.LAUNCHERS)}.")
     exp = load(experiment)
     n_seeds = seeds if seeds is not None else exp.seeds
     if n_seeds <= 0:
         raise UserError(f"--seeds must be positive, got {n_seeds}.")
-    return exp, n_seeds, C.parse_set(sets or [])
+    extra, launcher_sets = cluster.split_sets(C.parse_set(sets or []))
+    return exp, n_seeds, extra, cluster.launcher_settings(exp.launcher, launcher_sets, launcher, exp.name)
 
 
 def show_cmd(
     experiment: str = typer.Argument(..., help=EXPERIMENT + " With --config: an env (`rlx envs`)."),
     seeds: int | None = typer.Option(None, "--seeds", help=SEEDS),
-    sets: list[str] | None = typer.Option(None, "--set", help="Override a config key in every cell (repeatable)."),
+    sets: list[str] | None = typer.Option(None, "--set", help=SETS),
+    launcher: str = typer.Option("local", "--launcher", help="With slurm: also print the job array it submits."),
     config: bool = typer.Option(False, "--config", help="Print the resolved config of an env instead: every key "
                                 "with its value, unit and meaning (with --agent, --noise, --set)."),
     agent: str | None = typer.Option(None, "--agent", help="With --config: dqn or pqn."),
@@ -49,7 +58,7 @@ def show_cmd(
         return show_config(experiment, agent, noise, sets)
     if agent or noise:
         raise UserError("--agent and --noise go with --config; an experiment's cells take them from its grid or --set.")
-    exp, n_seeds, extra = _experiment_and_flags(experiment, seeds, sets)
+    exp, n_seeds, extra, settings = _experiment_and_flags(experiment, seeds, sets, launcher)
     cells, groups, batched = sweep.describe(exp, n_seeds, extra)
     console.print(f"[bold]{exp.name}[/]: {exp.description}")
     console.print(f"grid: {' × '.join(f'{k} ({len(v)})' for k, v in exp.grid.items())} = {len(cells)} cells × {n_seeds} seeds")
@@ -63,6 +72,12 @@ def show_cmd(
         table.add_row(f"g{g}", str(len(members)), f"{len(members) * n_seeds}", f"{cells[members[0]].cfg.steps:,}",
                       "\n".join(cells[i].name() for i in members))
     console.print(table)
+    if launcher == "slurm":
+        from rlx import cluster
+
+        steps = [cells[members[0]].cfg.steps for members in groups]
+        for line in cluster.layout(groups, n_seeds, steps, settings):
+            console.print(line, markup=False, highlight=False)
 
 
 def show_config(env: str, agent: str | None, noise: str | None, sets: list[str] | None) -> None:
@@ -87,39 +102,56 @@ def show_config(env: str, agent: str | None, noise: str | None, sets: list[str] 
 def sweep_cmd(
     experiment: str = typer.Argument(..., help=EXPERIMENT),
     seeds: int | None = typer.Option(None, "--seeds", help=SEEDS),
-    sets: list[str] | None = typer.Option(None, "--set", help="Override a config key in every cell (repeatable)."),
+    sets: list[str] | None = typer.Option(None, "--set", help=SETS),
     out: Path = typer.Option(Path("runs"), "--out", help="Directory that holds sweep directories."),
     name: str | None = typer.Option(None, "--name", help="Sweep directory name (default: sweep-EXPERIMENT)."),
     devices: int | None = typer.Option(None, "--devices", help="Use at most this many local devices (default: all)."),
-    launcher: str = typer.Option("local", "--launcher", help="local (this process), slurm (a submitit job array, "
-                                 "one job per program, shared filesystem) or submitit-local (the same, as local processes)."),
+    launcher: str = typer.Option("local", "--launcher", help=LAUNCHER),
 ):
     """Run an experiment's grid: cells batched into the fewest programs; started again, it resumes."""
-    from rlx import loop, sweep
+    from rlx import cluster, loop, sweep
     from rlx.results import run_path
 
-    if launcher not in sweep.LAUNCHERS:
-        raise UserError(f"unknown launcher '{launcher}'; choose one of {', '.join(sweep.LAUNCHERS)}.")
     if devices is not None and devices <= 0:
         raise UserError(f"--devices must be positive, got {devices}.")
-    exp, n_seeds, extra = _experiment_and_flags(experiment, seeds, sets)
+    exp, n_seeds, extra, settings = _experiment_and_flags(experiment, seeds, sets, launcher)
+    if launcher == "slurm":
+        cluster.check_cluster(settings)  # before anything is written: a wrong partition leaves no trace
     path = run_path(out, name or f"sweep-{exp.name}", "")
     spec = sweep.prepare(exp, path, n_seeds, extra)
     loop.use_deterministic_ops(any(c["config"].get("deterministic") for c in spec["cells"]))
     pending = sweep.pending_groups(path, spec)
     console.print(f"[bold]rlx sweep[/] {exp.name}: {len(spec['cells'])} cells × {n_seeds} seeds in "
                   f"{len(spec['groups'])} program(s), {len(spec['groups']) - len(pending)} finished → {path}")
+    unfinished = []
     try:
         if launcher == "local":
             for g in pending:
                 _run_group(path, spec, g, devices)
         else:
-            sweep.launch(path, pending, launcher, devices)
+            unfinished = cluster.launch(path, pending, launcher, devices, settings)
     except loop.Interrupted:
         sweep.report(path)
         err_console.print(f"rlx: sweep interrupted; finished cells are in {path}. Continue with the same command.")
         raise typer.Exit(130) from None
+    except cluster.Detached as e:
+        err_console.print(f"rlx: {e}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    if unfinished:
+        _refuse_unfinished(path, unfinished, len(spec["groups"]))
     _print_sweep(sweep.report(path), spec, path)
+
+
+def _refuse_unfinished(path: Path, unfinished: list, programs: int):
+    """Jobs that ended without finishing their group: one line each, then exit 1 (a failed job, not bad input)."""
+    from rlx import cluster, sweep
+
+    sweep.report(path)  # what did finish is on disk and in results.csv
+    for u in unfinished:
+        err_console.print(f"rlx: {u.line()}", markup=False, highlight=False, soft_wrap=True)
+    err_console.print(f"rlx: {len(unfinished)} of {programs} program(s) did not finish; {cluster.RESUME_HINT}.",
+                      markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+    raise typer.Exit(1)
 
 
 def _run_group(path: Path, spec: dict, g: int, devices: int | None):
