@@ -80,19 +80,29 @@ def train(
     experiment: str | None = typer.Option(None, "--experiment", help="Experiment module: a name from experiments/ or a path to a .py file."),
     deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic XLA ops on GPU (same seed, same "
                                        "numbers; slower scatters); CPU runs are deterministic anyway."),
+    processes: int = typer.Option(1, "--processes", help="Run as one program over N processes started by Slurm "
+                                  "(`srun -n N rlx train ... --processes N`), the seeds sharded over all their devices."),
 ):
     """Train a DQN-family agent on ENV for several seeds at once and print the greedy-evaluation table."""
-    from rlx import loop, plots, runner
+    from rlx import distributed, loop, plots, runner
     from rlx.results import open_run, reconcile
 
     loop.enable_compile_cache()
     cfg, n_seeds, given = _resolve(env, noise, agent, seeds, steps, sets, experiment, deterministic)
-    run_dir = open_run(out, name, f"{cfg.env}-{cfg.noise}", resume=resume)
+    if not resume:  # before anything is written; a resumed run's seeds are known once its config is read
+        distributed.check(processes, n_seeds)
+    writes = distributed.is_primary(processes)
+    name = name or (distributed.default_name(f"{cfg.env}-{cfg.noise}") if processes > 1 and not resume else None)
+    run_dir = open_run(out, name, f"{cfg.env}-{cfg.noise}", resume=resume, writes=writes)
     if resume:
         cfg, n_seeds, _ = reconcile(run_dir, "config", C.from_dict, given, seeds=seeds)
+        distributed.check(processes, n_seeds)
     else:
         run_dir.write_config({"config": C.to_dict(cfg), "seeds": n_seeds})
     loop.use_deterministic_ops(cfg.deterministic)
+    distributed.initialize(processes)
+    _check_processes(cfg, processes)
+    console.quiet = not writes  # one table, from the process that writes the run
     path = run_dir.path
     console.print(f"[bold]rlx train[/] {cfg.env} noise={cfg.noise} seeds={n_seeds} steps={cfg.steps:,} "
                   f"{_replay_text(cfg)} → {path}")
@@ -102,8 +112,17 @@ def train(
     except loop.Interrupted as e:
         err_console.print(f"rlx: {e}; continue with `rlx train {cfg.env} --resume --name {path.name} --out {out}`")
         raise typer.Exit(130) from None
-    plots.run_figures(run_dir.read_metrics(), path, cfg.env, cfg.noise)
+    if writes:
+        plots.run_figures(run_dir.read_metrics(), path, cfg.env, cfg.noise)
     _print_summary(summary, path)
+
+
+def _check_processes(cfg, processes: int) -> None:
+    from rlx import envs
+
+    if processes > 1 and envs.make(cfg.env).host_stepped:
+        raise UserError(f"{cfg.env} is stepped on the host (one emulator per seed in this process), so it cannot "
+                        "span processes; drop --processes, or run several seeds in one process.")
 
 
 def _replay_text(cfg) -> str:

@@ -1,7 +1,7 @@
 """The generic chunked training loop that RL agents and the sentiment LM share.
 
 It knows nothing about agents or figures: it compiles nothing itself, it only gives each seed its key and
-shards the seed axis over the local devices, runs `chunk(state, steps_done)` from Python until the budget is
+shards the seed axis over the devices (of every process, rlx.distributed), runs `chunk(state, steps_done)` from Python until the budget is
 spent, saves an orbax checkpoint after every chunk (so resume and Ctrl-C are ordinary Python), restores the
 latest one, and keeps the persistent compile cache. Keys per seed come from `fold_in(PRNGKey(cfg.seed), i)`,
 so seed i is the same run whatever the number of seeds.
@@ -58,18 +58,17 @@ def seed_keys(cfg, seeds: int):
     return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(seeds))
 
 
-def seed_sharding(seeds: int, max_devices: int | None = None):
-    """Shard the leading batch axis (cells x seeds) over as many local devices as divide it, at most
-    max_devices (CPU cores count as devices)."""
+def seed_sharding(batch: int, max_devices: int | None = None):
+    """Shard the leading batch axis (cells x seeds) over as many devices as divide it: the same number from each
+    process (one with a single process), at most max_devices of each (CPU cores count as devices)."""
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    devices = jax.local_devices()
-    if max_devices is not None:
-        if max_devices <= 0:
-            raise UserError(f"--devices must be positive, got {max_devices}.")
-        devices = devices[:max_devices]
-    n = max(k for k in range(1, len(devices) + 1) if seeds % k == 0)
-    return NamedSharding(Mesh(np.array(devices[:n]), ("seed",)), PartitionSpec("seed"))
+    if max_devices is not None and max_devices <= 0:
+        raise UserError(f"--devices must be positive, got {max_devices}.")
+    mine = [[d for d in jax.devices() if d.process_index == p] for p in range(jax.process_count())]
+    local = min(len(ds) for ds in mine) if max_devices is None else min(max_devices, *map(len, mine))
+    n = max(k for k in range(1, local + 1) if batch % (k * len(mine)) == 0)
+    return NamedSharding(Mesh(np.array([d for ds in mine for d in ds[:n]]), ("seed",)), PartitionSpec("seed"))
 
 
 class _StopOnCtrlC:

@@ -395,12 +395,16 @@ def read_snapshots(run_dir: Path | str) -> Snapshots:
 class RunDir:
     """The run directory runs/<name>/: config.json, metrics.jsonl, summary.json, plots, checkpoints/."""
 
-    def __init__(self, path: Path | str, *, resume: bool = False):
-        """Open (resume=True) or create a run directory; refuses to overwrite results or resume nothing."""
-        self.path = Path(path)
+    def __init__(self, path: Path | str, *, resume: bool = False, writes: bool = True):
+        """Open (resume=True) or create a run directory; refuses to overwrite results or resume nothing.
+        writes=False: a process of a multi-process run other than the first (rlx.distributed), which reads the
+        directory and leaves every write to the first; the write methods do nothing."""
+        self.path, self.writes = Path(path), writes
         # Check before creating anything so a mistyped --resume leaves no empty directory behind.
         if resume and not (self.path / CONFIG).is_file():
             raise UserError(f"nothing to resume in {self.path}: no {CONFIG}; drop --resume to start a fresh run")
+        if not writes:
+            return
         self._check_writable()
         if not resume:
             held = [n for n in (METRICS, SUMMARY) if (self.path / n).exists()]
@@ -428,6 +432,8 @@ class RunDir:
 
     def write_config(self, cfg: dict) -> None:
         """Write config.json (pretty, atomic)."""
+        if not self.writes:
+            return
         atomic_write(self.path / CONFIG, dumps(cfg, indent=2) + "\n")
 
     def read_config(self) -> dict:
@@ -445,6 +451,8 @@ class RunDir:
 
     def append_metrics(self, rows: list[dict]) -> None:
         """Append rows to metrics.jsonl, one JSON object per line (NaN written as null), flushed to disk."""
+        if not self.writes:
+            return
         p = self.path / METRICS
         if p.exists():
             _drop_torn_tail(p)
@@ -482,6 +490,8 @@ class RunDir:
 
     def truncate_metrics(self, max_step: int) -> None:
         """Keep only rows with row["steps"] <= max_step (rows past the checkpoint being resumed); atomic."""
+        if not self.writes:
+            return
         p = self.path / METRICS
         if not p.exists():
             return
@@ -490,6 +500,8 @@ class RunDir:
 
     def write_summary(self, summary: dict) -> None:
         """Write summary.json (pretty, atomic, NaN written as null)."""
+        if not self.writes:
+            return
         atomic_write(self.path / SUMMARY, dumps(summary, indent=2) + "\n")
 
 
@@ -513,9 +525,9 @@ def run_path(out: Path, name: str | None, prefix: str, *, resume: bool = False) 
     return Path(out) / f"{prefix}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
 
 
-def open_run(out: Path, name: str | None, prefix: str, *, resume: bool) -> RunDir:
+def open_run(out: Path, name: str | None, prefix: str, *, resume: bool, writes: bool = True) -> RunDir:
     """The RunDir a command writes to: run_path(out, name, prefix), which must hold a run to resume on resume."""
-    return RunDir(run_path(out, name, prefix, resume=resume), resume=resume)
+    return RunDir(run_path(out, name, prefix, resume=resume), resume=resume, writes=writes)
 
 
 def reconcile(run: RunDir, section: str, load, given: dict, *, seeds: int | None = None):

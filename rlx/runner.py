@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rlx import agents, envs, loop, tensorboard
+from rlx import agents, distributed, envs, loop, tensorboard
 from rlx import config as C
 from rlx import results as R
 from rlx.agents.core import hparams
@@ -127,7 +127,7 @@ def build(cfgs: list, seeds: int, devices: int | None) -> Program:
     sharding = loop.seed_sharding(len(cfgs) * seeds, 1 if spec.host_stepped else devices)
     keys = jnp.concatenate([loop.seed_keys(c, seeds) for c in cfgs])
     hp = jax.tree.map(lambda *xs: jnp.concatenate(xs), *[batch_hparams(c, seeds) for c in cfgs])
-    keys, hp = jax.device_put((keys, hp), sharding)
+    keys, hp = distributed.put((keys, hp), sharding)
     t = time.perf_counter()
     init = jax.jit(jax.vmap(agent.init)).lower(keys, hp).compile()
     shapes = jax.eval_shape(jax.vmap(agent.init), keys, hp)
@@ -144,11 +144,14 @@ def start(prog: Program, run_dir: R.RunDir, mngr, resume: bool):
     if resume:
         steps_done, state, meta = loop.restore_latest(mngr, prog.abstract, run_dir.path)
         run_dir.truncate_metrics(steps_done)
-        R.truncate_snapshots(run_dir.path, steps_done)
+        if run_dir.writes:
+            R.truncate_snapshots(run_dir.path, steps_done)
     if state is None:
         state = jax.device_put(prog.init(prog.keys, prog.hp), prog.sharding)
         if prog.cfgs[0].path.every_updates:
-            R.write_snapshots(run_dir.path, [0], jax.tree.map(lambda x: x[:, None], state.params))
+            snaps = distributed.gather(jax.tree.map(lambda x: x[:, None], state.params))
+            if run_dir.writes:
+                R.write_snapshots(run_dir.path, [0], snaps)
     elif prog.spec.host_stepped:
         # The emulators did not survive the process: every env starts a new episode (the replay buffer,
         # networks and exploration state are restored as saved).
@@ -162,8 +165,8 @@ def chunk_runner(prog: Program, run_dir: R.RunDir, steps_done: int, wall0: float
     """The loop's chunk(state, steps_done): train, snapshot, diagnose, evaluate and write the metric rows (to
     metrics.jsonl, then as TensorBoard scalars). The last evaluation is kept in `chunk.last_eval`."""
     cfg, block = prog.cfgs[0], prog.agent.block_steps
-    one = prog.sharding.mesh.devices.flat[0]
-    probe = probe_states(cfg, prog.spec, jax.device_put(prog.keys, one))
+    one = jax.local_devices()[0]
+    probe = probe_states(cfg, prog.spec, jax.device_put(distributed.gather(prog.keys), one))
     snap_steps = cfg.path.every_updates * cfg.dqn.train_every
     count = {"chunk": steps_done // cfg.eval.every}
 
@@ -171,17 +174,20 @@ def chunk_runner(prog: Program, run_dir: R.RunDir, steps_done: int, wall0: float
         nb = min(cfg.eval.every // block, (cfg.steps - steps_done) // block)
         state, metrics, snaps = prog.chunk_for(state, nb)(state, prog.hp, jnp.int32(steps_done))
         if snap_steps:
-            R.write_snapshots(run_dir.path, list(range(steps_done + snap_steps, steps_done + nb * block + 1, snap_steps)),
-                              snaps)  # fmt: skip
+            snaps = distributed.gather(snaps)
+            if run_dir.writes:
+                R.write_snapshots(run_dir.path, list(range(steps_done + snap_steps, steps_done + nb * block + 1,
+                                                           snap_steps)), snaps)  # fmt: skip
+        metrics = distributed.gather(metrics)
         if probe is not None:
             # On one device: with the seeds sharded over CPU devices the diagnostics program (its batched SVDs)
             # never returned (6 seeds on 2 devices); gathered, it takes milliseconds.
-            metrics = {**metrics, **prog.diagnose(jax.device_put(state.params, one), probe)}
+            params = jax.device_put(distributed.gather(state.params), one)
+            metrics = {**metrics, **jax.device_get(prog.diagnose(params, probe))}
         steps_done += nb * block
         count["chunk"] += 1
-        chunk.last_eval = np.asarray(prog.evaluate(state.params, eval_keys(prog.keys, steps_done)))
-        rows = R.metric_rows(jax.device_get(metrics), chunk.last_eval, steps_done, count["chunk"], prog.seeds,
-                             len(prog.cfgs))  # fmt: skip
+        chunk.last_eval = distributed.gather(prog.evaluate(state.params, eval_keys(prog.keys, steps_done)))
+        rows = R.metric_rows(metrics, chunk.last_eval, steps_done, count["chunk"], prog.seeds, len(prog.cfgs))
         run_dir.append_metrics(rows)
         tb.write(rows)
         return state, steps_done, {"steps": steps_done, "wall_seconds": prior_wall + time.perf_counter() - wall0}, rows
@@ -208,15 +214,15 @@ def train_cells(cfgs: list[C.Config], seeds: int, run_dir: R.RunDir, *, resume: 
     mngr = loop.checkpointer(run_dir.checkpoint_dir)
     state, steps_done, meta = start(prog, run_dir, mngr, resume)
     prior_wall = float(meta.get("wall_seconds", 0.0))
-    with tensorboard.Writer(run_dir.path, len(cfgs), cell_names, start_step=steps_done) as tb:
+    with tensorboard.Writer(run_dir.path, len(cfgs), cell_names, start_step=steps_done, enabled=run_dir.writes) as tb:
         chunk = chunk_runner(prog, run_dir, steps_done, wall0, prior_wall, tb)
         state, steps_done = loop.run_chunks(mngr, run_dir.path, state, steps_done, cfgs[0].steps, chunk, on_chunk)
     eval_returns = chunk.last_eval
     if eval_returns is None:  # resumed a finished run: evaluate the restored parameters once more
-        eval_returns = np.asarray(prog.evaluate(state.params, eval_keys(prog.keys, steps_done)))
+        eval_returns = distributed.gather(prog.evaluate(state.params, eval_keys(prog.keys, steps_done)))
     wall = prior_wall + time.perf_counter() - wall0
     optimal = prog.spec.optimal_return
-    solved_at = np.asarray(state.solve)[:, 2] if optimal is not None else None
+    solved_at = distributed.gather(state.solve)[:, 2] if optimal is not None else None
     devices_used = len(prog.sharding.mesh.devices.flat)
     return [
         CellResult(c, seeds, steps_done, eval_returns[i * seeds : (i + 1) * seeds],

@@ -72,12 +72,14 @@ class Writer:
     """One event file per cell for the life of a process; `write(rows)` after each chunk, `close()` at the end
     (a context manager, so Ctrl-C closes it too)."""
 
-    def __init__(self, run_path: Path, cells: int, names: list[str] | None = None, start_step: int = 0):
+    def __init__(self, run_path: Path, cells: int, names: list[str] | None = None, start_step: int = 0,
+                 enabled: bool = True):
+        """enabled=False: a writer that writes nothing (the processes of a multi-process run but the first)."""
         # tensorboardX's SummaryWriter hands events to a background thread, and its flush() does not wait for
         # that thread: a chunk's points could still be in memory after it. EventsWriter writes in this thread,
         # so its flush (an fsync) puts the chunk on disk before its checkpoint is saved.
         self.files = []
-        for d in cell_dirs(run_path, cells, names):
+        for d in cell_dirs(run_path, cells, names) if enabled else []:
             d.mkdir(parents=True, exist_ok=True)
             # File names carry only the second; the suffix keeps a file opened in the same second (a resume
             # that stops at once) from overwriting the last one ("wb"), and the names in the order written.
@@ -91,6 +93,8 @@ class Writer:
 
     def write(self, rows: list[dict]) -> None:
         """The scalars of one chunk's rows (any cells, any steps), flushed to disk."""
+        if not self.files:
+            return
         groups = {}
         for row in rows:
             groups.setdefault((row.get("cell", 0), row["steps"]), []).append(row)

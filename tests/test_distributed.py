@@ -1,0 +1,78 @@
+"""One run over several processes (`--processes`, rlx.distributed) on the test Slurm cluster (fixture `slurm`):
+two processes with one CPU device each compute what one process with two devices computes, and only the first
+writes the run directory."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rlx.cli import main
+
+RLX = str(Path(sys.executable).parent / "rlx")
+RUN = ["train", "cartpole", "--seeds", "4", "--steps", "8000", "--set", "eval.every=4000",
+       "--set", "dqn.learning_starts=1000"]  # fmt: skip
+
+
+def _env(slurm, **extra):
+    # Without the device count this test process set (rlx sets XLA_FLAGS on import): each Slurm task then takes
+    # its share of the node's CPUs, one device each.
+    env = {k: v for k, v in os.environ.items() if k not in ("RLX_CPU_DEVICES", "XLA_FLAGS")}
+    return {**env, **slurm, **extra}
+
+
+def _srun(slurm, n, args, **kw):
+    return subprocess.run(["srun", "-n", str(n), RLX, *args], env=_env(slurm), capture_output=True, text=True, **kw)
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_metrics_of_one_process_with_two_devices_and_resume(slurm, tmp_path):
+    one = subprocess.run([RLX, *RUN, "--out", str(tmp_path), "--name", "one"], env=_env(slurm, RLX_CPU_DEVICES="2"),
+                         capture_output=True, text=True)  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    two = _srun(slurm, 2, [*RUN, "--out", str(tmp_path), "--name", "two", "--processes", "2"])
+    assert two.returncode == 0, two.stderr
+    want = (tmp_path / "one" / "metrics.jsonl").read_bytes()
+    assert want.count(b"\n") == 8  # 4 seeds x 2 chunks
+    assert (tmp_path / "two" / "metrics.jsonl").read_bytes() == want
+    assert json.loads((tmp_path / "two" / "summary.json").read_text())["devices"] == 2
+    # Only process 0 writes: one TensorBoard file (each writer opens its own), one table on stdout.
+    assert len(list((tmp_path / "two" / "tb").glob("events.*"))) == 1
+    assert two.stdout.count("greedy evaluation after") == 1
+    # Resume through orbax's multi-host restore: drop the last checkpoint, continue from the first.
+    shutil.rmtree(tmp_path / "two" / "checkpoints" / "8000")
+    again = _srun(slurm, 2, ["train", "cartpole", "--out", str(tmp_path), "--name", "two", "--resume", "--processes", "2"])
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "two" / "metrics.jsonl").read_bytes() == want
+
+
+def _one_line_error(r, *fragments):
+    lines = [x for x in r.stderr.splitlines() if x.startswith("rlx: error:")]
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert len(set(lines)) == 1 and all(f in lines[0] for f in fragments), r.stderr
+
+
+def test_processes_without_slurm_is_refused(tmp_path, monkeypatch, capsys):
+    for var in ("SLURM_STEP_NUM_TASKS", "SLURM_PROCID"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["train", "cartpole", "--seeds", "2", "--processes", "2", "--out", str(tmp_path)]) == 2
+    assert "srun -n 2" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_bad_process_layouts_get_one_line(slurm, tmp_path):
+    out = ["--out", str(tmp_path)]
+    _one_line_error(_srun(slurm, 2, ["train", "cartpole", "--seeds", "2", "--processes", "3", *out]),
+                    "--processes 3", "2 tasks")  # fmt: skip
+    _one_line_error(_srun(slurm, 2, ["train", "cartpole", "--seeds", "1", "--processes", "2", *out]),
+                    "more than the 1 runs")  # fmt: skip
+    _one_line_error(_srun(slurm, 2, ["train", "cartpole", "--seeds", "3", "--processes", "2", *out]),
+                    "split evenly")  # fmt: skip
+    _one_line_error(_srun(slurm, 2, ["train", "pong", "--seeds", "2", "--processes", "2", *out]),
+                    "cannot span processes")  # fmt: skip
+    assert not any(tmp_path.rglob("metrics.jsonl"))
