@@ -6,6 +6,11 @@ import sys
 __version__ = "0.1.0"
 
 
+# The device-count flag rlx added, recorded so that a process started from an rlx process (a Slurm job inherits its
+# submitter's environment) decides again from its own machine instead of reusing the parent's core count.
+ADDED = "RLX_ADDED_XLA_FLAG"
+
+
 def _expose_cpu_cores_as_devices() -> None:
     """Let XLA see each CPU core as a device so the seed axis can be sharded across cores.
 
@@ -13,25 +18,30 @@ def _expose_cpu_cores_as_devices() -> None:
     ran 2.7x faster on 2 cores. Only possible before jax is imported; RLX_CPU_DEVICES=1 turns it off.
     GPU runs are unaffected (jax prefers the GPU devices).
     """
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "jax" in sys.modules or "xla_force_host_platform_device_count" in flags:
+    if "jax" in sys.modules:
         return
-    n = os.environ.get("RLX_CPU_DEVICES") or str(_slurm_task_cpus() or os.cpu_count() or 1)
+    ours = os.environ.pop(ADDED, None)
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if f != ours]
+    os.environ["XLA_FLAGS"] = " ".join(flags)
+    if any("xla_force_host_platform_device_count" in f for f in flags):
+        return
+    n = os.environ.get("RLX_CPU_DEVICES") or str(_slurm_cpus() or len(os.sched_getaffinity(0)))
     if n.isdigit() and int(n) > 1:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+        flag = f"--xla_force_host_platform_device_count={n}"
+        os.environ["XLA_FLAGS"], os.environ[ADDED] = " ".join([*flags, flag]), flag
 
 
-def _slurm_task_cpus() -> int | None:
-    """The CPUs Slurm gave this task when it is one of several in a job step (`srun -n 2`): the whole node's
-    cores are visible to each task, but they share them. None outside such a step."""
-    tasks = os.environ.get("SLURM_STEP_TASKS_PER_NODE", "").split("(")[0].split(",")[0]
-    if not tasks.isdigit() or int(tasks) <= 1:
-        return None
+def _slurm_cpus() -> int | None:
+    """The CPUs Slurm gave this task: --cpus-per-task, or its share of the node when it is one of several tasks
+    of a job step (`srun -n 2`: every task sees all the node's cores, but they share them). None outside Slurm."""
     per_task = os.environ.get("SLURM_CPUS_PER_TASK", "")
     if per_task.isdigit():
         return int(per_task)
+    tasks = os.environ.get("SLURM_STEP_TASKS_PER_NODE", "").split("(")[0].split(",")[0]
     on_node = os.environ.get("SLURM_CPUS_ON_NODE", "")
-    return max(1, int(on_node) // int(tasks)) if on_node.isdigit() else None
+    if tasks.isdigit() and int(tasks) > 1 and on_node.isdigit():
+        return max(1, int(on_node) // int(tasks))
+    return None
 
 
 _expose_cpu_cores_as_devices()

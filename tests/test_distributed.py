@@ -19,9 +19,9 @@ RUN = ["train", "cartpole", "--seeds", "4", "--steps", "8000", "--set", "eval.ev
 
 
 def _env(slurm, **extra):
-    # Without the device count this test process set (rlx sets XLA_FLAGS on import): each Slurm task then takes
-    # its share of the node's CPUs, one device each.
-    env = {k: v for k, v in os.environ.items() if k not in ("RLX_CPU_DEVICES", "XLA_FLAGS")}
+    # The XLA_FLAGS device count rlx set in this test process is not inherited: each Slurm task takes its share
+    # of the node's CPUs, one device each (rlx.ADDED).
+    env = {k: v for k, v in os.environ.items() if k != "RLX_CPU_DEVICES"}
     return {**env, **slurm, **extra}
 
 
