@@ -59,10 +59,10 @@ def check(processes: int, runs: int) -> None:
 def initialize(processes: int) -> None:
     """Start jax.distributed from the Slurm step's environment (coordinator: task 0's node); must run before
     anything touches a device. A no-op for one process."""
-    if processes == 1:
-        return
     import jax
 
+    if processes == 1 or jax.distributed.is_initialized():  # a sweep's groups share one runtime
+        return
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize()
 

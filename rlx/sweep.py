@@ -153,8 +153,10 @@ def read_spec(sweep_dir: Path) -> dict:
     return spec
 
 
-def prepare(exp: Experiment, sweep_dir: Path, seeds: int, extra: dict | None = None) -> dict:
-    """Write sweep.json for a new sweep, or check that an existing one is this same sweep (then it resumes)."""
+def prepare(exp: Experiment, sweep_dir: Path, seeds: int, extra: dict | None = None, writes: bool = True) -> dict:
+    """Write sweep.json for a new sweep, or check that an existing one is this same sweep (then it resumes).
+    writes=False: a process of a multi-process sweep other than the first (rlx.distributed) checks but writes
+    nothing."""
     cells = expand(exp, extra)
     spec = _spec(exp, cells, plan(cells), seeds)
     spec = json.loads(dumps(spec))  # the form it has on disk, so that the comparison below is like for like
@@ -170,12 +172,13 @@ def prepare(exp: Experiment, sweep_dir: Path, seeds: int, extra: dict | None = N
                 f"{sweep_dir} holds a sweep of '{exp.name}' with other cells or seeds (the experiment or the flags "
                 "changed); pass another --name, or the flags it was started with."
             )
-        if old.get("report", []) != spec["report"]:  # what to report is presentation, not the sweep's identity
+        if old.get("report", []) != spec["report"] and writes:  # what to report is presentation, not identity
             old["report"] = spec["report"]
             atomic_write(sweep_dir / SWEEP, dumps(old, indent=2) + "\n")
         return old
-    RunDir(sweep_dir, resume=False)  # checks that the directory is writable, before anything runs
-    atomic_write(sweep_dir / SWEEP, dumps(spec, indent=2) + "\n")
+    if writes:
+        RunDir(sweep_dir, resume=False)  # checks that the directory is writable, before anything runs
+        atomic_write(sweep_dir / SWEEP, dumps(spec, indent=2) + "\n")
     return spec
 
 
@@ -189,12 +192,14 @@ def group_done(sweep_dir: Path, g: int) -> bool:
     return (group_dir(sweep_dir, g) / "summary.json").exists()
 
 
-def run_group(sweep_dir, g: int, devices: int | None = None, on_chunk: Callable | None = None) -> list[dict]:
+def run_group(sweep_dir, g: int, devices: int | None = None, on_chunk: Callable | None = None,
+              processes: int = 1) -> list[dict]:
     """Train group g of a prepared sweep (resuming from its checkpoint if it has one); one summary per cell.
+    With processes > 1 every task of the Slurm step calls it, and they run the group as one program.
 
     Module-level and picklable: rlx.cluster's launchers run it in a job.
     """
-    from rlx import loop, runner
+    from rlx import distributed, loop, runner
 
     sweep_dir = Path(sweep_dir)
     spec = read_spec(sweep_dir)
@@ -205,11 +210,12 @@ def run_group(sweep_dir, g: int, devices: int | None = None, on_chunk: Callable 
     names = [Cell(spec["cells"][i]["labels"], spec["cells"][i]["overrides"], cfg).name()
              for i, cfg in zip(spec["groups"][g], cfgs, strict=True)]  # fmt: skip
     resume = (path / "config.json").exists()
-    run_dir = RunDir(path, resume=resume)
+    run_dir = RunDir(path, resume=resume, writes=distributed.is_primary(processes))
     if not resume:
         run_dir.write_config({"configs": [C.to_dict(c) for c in cfgs], "seeds": spec["seeds"], "cells": spec["groups"][g]})
     loop.enable_compile_cache()
     loop.use_deterministic_ops(cfgs[0].deterministic)  # a Slurm job's own process: before its first array
+    distributed.initialize(processes)
     cells = runner.train_cells(cfgs, spec["seeds"], run_dir, resume=resume, on_chunk=on_chunk, devices=devices,
                                cell_names=names)
     summaries = [run_summary(c) for c in cells]
