@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import math
 import shutil
 import subprocess
 import time
@@ -54,7 +55,8 @@ class LauncherSettings:
             C.need(getattr(self, key) > 0, f"launcher.{key} must be {what}, got {getattr(self, key)}.",
                    {PREFIX + key: getattr(fix, key)})  # fmt: skip
         for key in ("cpus_per_task", "gpus_per_task", "mem_gb"):
-            C.need(getattr(self, key) >= 0, f"launcher.{key} must be >= 0 (0 = the cluster's default), "
+            value = getattr(self, key)  # a NaN or infinite mem_gb is no size either
+            C.need(value >= 0 and math.isfinite(value), f"launcher.{key} must be >= 0 (0 = the cluster's default), "
                    f"got {getattr(self, key)}.", {PREFIX + key: 0})  # fmt: skip
         for flag in self.sbatch:
             extra_flag(flag)
@@ -212,7 +214,7 @@ def submit(ex, sweep_dir: Path, pending: list[int], devices: int | None, process
     from submitit.core.utils import FailedJobError, FailedSubmissionError
 
     # With several processes per program, submitit starts one run_group per Slurm task (jax.distributed).
-    fn = functools.partial(sweep.run_group, processes=processes) if processes > 1 else sweep.run_group
+    fn = functools.partial(sweep.run_group, processes=processes)
     n = len(pending)
     quiet = io.StringIO()  # submitit echoes sbatch's stderr before raising; the error below says it once
     try:

@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+# submitit configures logging when first imported (logging.config.dictConfig, which closes the handlers that
+# exist); inside a test that closes the streams pytest's output capture is using. Import it at collection instead.
+import submitit  # noqa: F401
+
 from rlx import cluster, sweep
 from rlx.cli import main
 from rlx.errors import UserError
@@ -42,7 +46,9 @@ def runs(tmp_path_factory, slurm):
     d = tmp_path_factory.mktemp("slurm_sweeps")
     module = d / "tiny.py"
     module.write_text(MODULE)
-    env = {**os.environ, **slurm, "RLX_BOOTSTRAP_REPS": "100"}  # the autouse fixture is per test, not per module
+    # RLX_BOOTSTRAP_REPS: the autouse fixture is per test, not per module. RLX_CPU_DEVICES: a job with one CPU
+    # trains on one XLA device, and the numbers depend on the device count; the local reference must match it.
+    env = {**os.environ, **slurm, "RLX_BOOTSTRAP_REPS": "100", "RLX_CPU_DEVICES": "1"}
     subprocess.run(_sweep(module, d, "local"), check=True, capture_output=True, cwd=ROOT, env=env)
     on_slurm = subprocess.run(_sweep(module, d, "slurm", "--launcher", "slurm", *ONE_CPU), capture_output=True,
                               text=True, cwd=ROOT, env=env)  # fmt: skip
@@ -162,3 +168,17 @@ def test_settings_from_a_module_dict_and_processes_per_task():
     assert cluster.resources(s, processes=4) == {"time": 1440, "nodes": 2, "ntasks_per_node": 2, "gpus_per_task": 1}
     with pytest.raises(UserError, match="cannot be spread evenly over launcher.nodes=2"):
         cluster.resources(s, processes=3)
+
+
+def test_waiting_ends_when_squeue_forgets_the_job_and_ctrl_c_detaches(slurm, monkeypatch):
+    for k, v in slurm.items():
+        monkeypatch.setenv(k, v)
+    assert cluster.active_tasks("999999") == []  # finished jobs leave squeue after MinJobAge: "Invalid job id"
+    cluster.wait("999999")
+
+    def interrupted(array_id):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cluster, "active_tasks", interrupted)
+    with pytest.raises(cluster.Detached, match="Slurm job 7 keeps running .scancel 7 stops it."):
+        cluster.wait("7")
