@@ -35,10 +35,9 @@ def default_name(prefix: str) -> str:
 
 
 def check(processes: int, runs: int) -> None:
-    """Refuse a process count that cannot work, before anything starts: it needs a Slurm step of exactly that
-    many tasks, and the runs (cells x seeds) must split evenly over the processes."""
-    if processes < 1:
-        raise UserError(f"--processes must be positive, got {processes}.")
+    """Refuse a process count that cannot work, before anything starts: `check_layout`, and this process must be
+    one of a Slurm step of exactly that many tasks."""
+    check_layout(processes, runs)
     if processes == 1:
         return
     tasks = slurm_step_tasks()
@@ -48,6 +47,12 @@ def check(processes: int, runs: int) -> None:
     if tasks != processes:
         raise UserError(f"--processes {processes}, but this Slurm step has {tasks} tasks; "
                         f"use --processes {tasks}, or srun -n {processes}.")
+
+
+def check_layout(processes: int, runs: int) -> None:
+    """The runs of a program (cells x seeds, or the seeds of every cell) must split evenly over the processes."""
+    if processes < 1:
+        raise UserError(f"--processes must be positive, got {processes}.")
     if runs < processes:
         raise UserError(f"--processes {processes} is more than the {runs} runs (cells x seeds) to spread over; "
                         f"use --processes {runs} or at least --seeds {processes}.")
@@ -65,6 +70,16 @@ def initialize(processes: int) -> None:
         return
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize()
+
+
+def barrier(name: str) -> None:
+    """Wait until every process got here (what process 0 wrote before is then on disk for all); a no-op alone."""
+    import jax
+
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def put(tree, sharding):

@@ -209,13 +209,14 @@ def run_group(sweep_dir, g: int, devices: int | None = None, on_chunk: Callable 
     cfgs = [C.from_dict(spec["cells"][i]["config"]) for i in spec["groups"][g]]
     names = [Cell(spec["cells"][i]["labels"], spec["cells"][i]["overrides"], cfg).name()
              for i, cfg in zip(spec["groups"][g], cfgs, strict=True)]  # fmt: skip
-    resume = (path / "config.json").exists()
-    run_dir = RunDir(path, resume=resume, writes=distributed.is_primary(processes))
-    if not resume:
-        run_dir.write_config({"configs": [C.to_dict(c) for c in cfgs], "seeds": spec["seeds"], "cells": spec["groups"][g]})
     loop.enable_compile_cache()
     loop.use_deterministic_ops(cfgs[0].deterministic)  # a Slurm job's own process: before its first array
     distributed.initialize(processes)
+    resume = (path / "config.json").exists()
+    distributed.barrier(f"g{g} opened")  # every process decided before process 0 writes config.json
+    run_dir = RunDir(path, resume=resume, writes=distributed.is_primary(processes))
+    if not resume:
+        run_dir.write_config({"configs": [C.to_dict(c) for c in cfgs], "seeds": spec["seeds"], "cells": spec["groups"][g]})
     cells = runner.train_cells(cfgs, spec["seeds"], run_dir, resume=resume, on_chunk=on_chunk, devices=devices,
                                cell_names=names)
     summaries = [run_summary(c) for c in cells]

@@ -14,6 +14,8 @@ from rlx.terminal import console, err_console, eval_returns, with_progress
 SEEDS = "Seeds per cell (default: the experiment's)."
 EXPERIMENT = "Experiment: a name from `rlx list` or a path to a .py file."
 SETS = "Override a config key in every cell (repeatable); launcher.KEY=VALUE sets a Slurm job setting instead."
+PROCESSES = ("One program over N processes: with --launcher local, run under `srun -n N`; with --launcher slurm, "
+             "each array task runs N processes.")
 LAUNCHER = ("local (this process), slurm (a submitit job array, one task per program, shared filesystem) or "
             "submitit-local (the same, as local processes).")
 
@@ -107,19 +109,26 @@ def sweep_cmd(
     name: str | None = typer.Option(None, "--name", help="Sweep directory name (default: sweep-EXPERIMENT)."),
     devices: int | None = typer.Option(None, "--devices", help="Use at most this many local devices (default: all)."),
     launcher: str = typer.Option("local", "--launcher", help=LAUNCHER),
+    processes: int = typer.Option(1, "--processes", help=PROCESSES),
 ):
     """Run an experiment's grid: cells batched into the fewest programs; started again, it resumes."""
-    from rlx import cluster, loop, sweep
+    from rlx import cluster, distributed, loop, sweep
     from rlx.results import run_path
 
     if devices is not None and devices <= 0:
         raise UserError(f"--devices must be positive, got {devices}.")
     exp, n_seeds, extra, settings = _experiment_and_flags(experiment, seeds, sets, launcher)
+    _check_processes(processes, n_seeds, launcher)
     if launcher == "slurm":
         cluster.check_cluster(settings)  # before anything is written: a wrong partition leaves no trace
     path = run_path(out, name or f"sweep-{exp.name}", "")
-    spec = sweep.prepare(exp, path, n_seeds, extra)
+    writes = launcher != "local" or distributed.is_primary(processes)
+    spec = sweep.prepare(exp, path, n_seeds, extra, writes=writes)
     loop.use_deterministic_ops(any(c["config"].get("deterministic") for c in spec["cells"]))
+    if launcher == "local":
+        distributed.initialize(processes)
+        distributed.barrier("sweep.json")  # the other processes read what process 0 wrote
+    console.quiet = not writes  # one table, from the process that writes the sweep
     pending = sweep.pending_groups(path, spec)
     console.print(f"[bold]rlx sweep[/] {exp.name}: {len(spec['cells'])} cells × {n_seeds} seeds in "
                   f"{len(spec['groups'])} program(s), {len(spec['groups']) - len(pending)} finished → {path}")
@@ -127,9 +136,9 @@ def sweep_cmd(
     try:
         if launcher == "local":
             for g in pending:
-                _run_group(path, spec, g, devices)
+                _run_group(path, spec, g, devices, processes)
         else:
-            unfinished = cluster.launch(path, pending, launcher, devices, settings)
+            unfinished = cluster.launch(path, pending, launcher, devices, settings, processes)
     except loop.Interrupted:
         sweep.report(path)
         err_console.print(f"rlx: sweep interrupted; finished cells are in {path}. Continue with the same command.")
@@ -139,7 +148,22 @@ def sweep_cmd(
         raise typer.Exit(130) from None
     if unfinished:
         _refuse_unfinished(path, unfinished, len(spec["groups"]))
-    _print_sweep(sweep.report(path), spec, path)
+    if writes:
+        _print_sweep(sweep.report(path), spec, path)
+
+
+def _check_processes(processes: int, seeds: int, launcher: str) -> None:
+    """--processes: here, this must be one task of a Slurm step of that many; with --launcher slurm, each array
+    task gets that many; submitit-local cannot start a multi-process program."""
+    from rlx import distributed
+
+    if launcher == "local":
+        distributed.check(processes, seeds)
+    elif launcher == "slurm":
+        distributed.check_layout(processes, seeds)
+    elif processes != 1:
+        raise UserError("--processes needs Slurm to start the processes; use --launcher slurm, or srun -n N with "
+                        "--launcher local.")
 
 
 def _refuse_unfinished(path: Path, unfinished: list, programs: int):
@@ -154,13 +178,13 @@ def _refuse_unfinished(path: Path, unfinished: list, programs: int):
     raise typer.Exit(1)
 
 
-def _run_group(path: Path, spec: dict, g: int, devices: int | None):
-    """Run one of a sweep's compiled programs in this process under the progress bar."""
+def _run_group(path: Path, spec: dict, g: int, devices: int | None, processes: int):
+    """Run one of a sweep's compiled programs in this process (and its peers) under the progress bar."""
     from rlx import sweep
 
     cells = [spec["cells"][i] for i in spec["groups"][g]]
     console.print(f"g{g}: " + "; ".join(" ".join(f"{k}={v}" for k, v in c["labels"].items()) for c in cells))
-    run = lambda on_chunk: sweep.run_group(path, g, devices, on_chunk)  # noqa: E731
+    run = lambda on_chunk: sweep.run_group(path, g, devices, on_chunk, processes)  # noqa: E731
     with_progress(cells[0]["config"]["steps"], run, progress=eval_returns)
 
 

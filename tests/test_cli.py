@@ -37,6 +37,7 @@ TRAIN_OPTIONS = {
     "--help": "test_every_train_option_is_exercised",
     "--agent": "test_agent_option_selects_pqn",
     "--deterministic": "test_deterministic_is_recorded_and_asks_xla_for_deterministic_ops",
+    "--processes": "test_processes_without_slurm_is_refused",  # runs under Slurm: tests/test_distributed.py
 }
 
 
@@ -63,6 +64,15 @@ def test_every_train_option_is_exercised(capsys):
     assert set(re.findall(r"(--[a-z][a-z-]*)", out)) == set(TRAIN_OPTIONS)
     names = {n for n in globals() if n.startswith("test_")}
     assert set(TRAIN_OPTIONS.values()) <= names
+
+
+def test_processes_without_slurm_is_refused(tmp_path, monkeypatch, capsys):
+    """--processes runs one program over the tasks of a Slurm step; outside one it is bad input."""
+    for var in ("SLURM_STEP_NUM_TASKS", "SLURM_PROCID"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["train", "cartpole", "--seeds", "2", "--processes", "2", "--out", str(tmp_path)]) == 2
+    assert "srun -n 2" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.slow

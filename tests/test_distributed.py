@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from rlx.cli import main
-
 RLX = str(Path(sys.executable).parent / "rlx")
 RUN = ["train", "cartpole", "--seeds", "4", "--steps", "8000", "--set", "eval.every=4000",
        "--set", "dqn.learning_starts=1000"]  # fmt: skip
@@ -56,14 +54,6 @@ def _one_line_error(r, *fragments):
     assert len(set(lines)) == 1 and all(f in lines[0] for f in fragments), r.stderr
 
 
-def test_processes_without_slurm_is_refused(tmp_path, monkeypatch, capsys):
-    for var in ("SLURM_STEP_NUM_TASKS", "SLURM_PROCID"):
-        monkeypatch.delenv(var, raising=False)
-    assert main(["train", "cartpole", "--seeds", "2", "--processes", "2", "--out", str(tmp_path)]) == 2
-    assert "srun -n 2" in capsys.readouterr().err
-    assert not any(tmp_path.iterdir())
-
-
 @pytest.mark.slow
 def test_bad_process_layouts_get_one_line(slurm, tmp_path):
     out = ["--out", str(tmp_path)]
@@ -76,3 +66,36 @@ def test_bad_process_layouts_get_one_line(slurm, tmp_path):
     _one_line_error(_srun(slurm, 2, ["train", "pong", "--seeds", "2", "--processes", "2", *out]),
                     "cannot span processes")  # fmt: skip
     assert not any(tmp_path.rglob("metrics.jsonl"))
+
+
+LRS = """
+from rlx.experiment import Experiment
+EXPERIMENT = Experiment(
+    name="lrs", env="cartpole", seeds=2, steps=4000,
+    set={"dqn.learning_starts": 500, "eval.every": 2000, "eval.episodes": 2, "diag.enabled": False},
+    grid={"lr": [1e-3, 3e-4]},
+)
+"""
+
+
+@pytest.mark.slow
+def test_a_sweep_over_two_processes_gives_the_numbers_of_one(slurm, tmp_path):
+    """One group of 2 cells x 2 seeds: one process with two devices, two processes under srun, and a Slurm array
+    task of two processes all give the same results.csv."""
+    module = tmp_path / "lrs.py"
+    module.write_text(LRS)
+    sweep = ["sweep", str(module), "--out", str(tmp_path)]
+    one = subprocess.run([RLX, *sweep, "--name", "one"], env=_env(slurm, RLX_CPU_DEVICES="2"), capture_output=True,
+                         text=True)  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    two = _srun(slurm, 2, [*sweep, "--name", "two", "--processes", "2"])
+    assert two.returncode == 0, two.stderr
+    array = subprocess.run([RLX, *sweep, "--name", "array", "--processes", "2", "--launcher", "slurm",
+                            "--set", "launcher.cpus_per_task=1"], env=_env(slurm), capture_output=True, text=True)  # fmt: skip
+    assert array.returncode == 0, array.stderr
+    want = (tmp_path / "one" / "results.csv").read_bytes()
+    for name in ("two", "array"):
+        assert (tmp_path / name / "results.csv").read_bytes() == want, name
+        assert json.loads((tmp_path / name / "groups" / "g0" / "summary.json").read_text())["cells"][0]["devices"] == 2
+    assert len(list((tmp_path / "two" / "groups" / "g0" / "tb").rglob("events.*"))) == 2  # one per cell
+    assert two.stdout.count("final greedy return per cell") == 1
