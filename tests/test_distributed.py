@@ -57,7 +57,7 @@ def _one_line_error(r, *fragments):
 @pytest.mark.slow
 def test_bad_process_layouts_get_one_line(slurm, tmp_path):
     out = ["--out", str(tmp_path)]
-    _one_line_error(_srun(slurm, 2, ["train", "cartpole", "--seeds", "2", "--processes", "3", *out]),
+    _one_line_error(_srun(slurm, 2, ["train", "cartpole", "--seeds", "6", "--processes", "3", *out]),
                     "--processes 3", "2 tasks")  # fmt: skip
     _one_line_error(_srun(slurm, 2, ["train", "cartpole", "--seeds", "1", "--processes", "2", *out]),
                     "more than the 1 runs")  # fmt: skip
