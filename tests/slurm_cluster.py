@@ -28,7 +28,7 @@ AuthType=auth/none
 CredType=cred/none
 MpiDefault=none
 ProctrackType=proctrack/pgid
-TaskPlugin=task/none
+TaskPlugin={task_plugin}
 SwitchType=switch/none
 ReturnToService=2
 SlurmUser=root
@@ -89,7 +89,7 @@ def _free_port_pair() -> int:
     raise Unavailable("no two adjacent free ports for slurmctld and slurmd")
 
 
-def start(directory: Path, cpus: int | None = None) -> dict:
+def start(directory: Path, cpus: int | None = None, task_plugin: str = "task/affinity") -> dict:
     """Start the cluster with its state in `directory`; returns the environment variables that point at it."""
     ensure_installed()
     d = Path(directory)
@@ -100,7 +100,7 @@ def start(directory: Path, cpus: int | None = None) -> dict:
     mem = max(1000, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20 - 2000)
     conf = d / "slurm.conf"
     conf.write_text(CONF.format(host=host, port=port, port1=port + 1, d=d, cpus=cpus or os.cpu_count() or 1,
-                                mem=mem, partition=PARTITION))  # fmt: skip
+                                mem=mem, partition=PARTITION, task_plugin=task_plugin))  # fmt: skip
     env = {"SLURM_CONF": str(conf)}
     full = {**os.environ, **env}
     for daemon in DAEMONS:
