@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from rlx.cli import main
+
 RLX = str(Path(sys.executable).parent / "rlx")
 RUN = ["train", "cartpole", "--seeds", "4", "--steps", "8000", "--set", "eval.every=4000",
        "--set", "dqn.learning_starts=1000"]  # fmt: skip
@@ -48,24 +50,24 @@ def test_two_processes_give_the_metrics_of_one_process_with_two_devices_and_resu
     assert (tmp_path / "two" / "metrics.jsonl").read_bytes() == want
 
 
-def _one_line_error(r, *fragments):
-    lines = [x for x in r.stderr.splitlines() if x.startswith("rlx: error:")]
-    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert len(set(lines)) == 1 and all(f in lines[0] for f in fragments), r.stderr
-
-
-@pytest.mark.slow
-def test_bad_process_layouts_get_one_line(slurm, tmp_path):
-    out = ["--out", str(tmp_path)]
-    _one_line_error(_srun(slurm, 2, ["train", "cartpole", "--seeds", "6", "--processes", "3", *out]),
-                    "--processes 3", "2 tasks")  # fmt: skip
-    _one_line_error(_srun(slurm, 2, ["train", "cartpole", "--seeds", "1", "--processes", "2", *out]),
-                    "more than the 1 runs")  # fmt: skip
-    _one_line_error(_srun(slurm, 2, ["train", "cartpole", "--seeds", "3", "--processes", "2", *out]),
-                    "split evenly")  # fmt: skip
-    _one_line_error(_srun(slurm, 2, ["train", "pong", "--seeds", "2", "--processes", "2", *out]),
-                    "cannot span processes")  # fmt: skip
-    assert not any(tmp_path.rglob("metrics.jsonl"))
+@pytest.mark.parametrize(
+    "seeds,processes,env,message",
+    [
+        ("6", "3", "cartpole", "--processes 3, but this Slurm step has 2 tasks; use --processes 2, or srun -n 3."),
+        ("1", "2", "cartpole", "--processes 2 is more than the 1 runs (cells x seeds) to spread over"),
+        ("3", "2", "cartpole", "the 3 runs (cells x seeds) do not split evenly over 2 processes"),
+        ("2", "2", "pong", "pong is stepped on the host"),
+    ],
+)
+def test_bad_process_layouts_get_one_line(tmp_path, monkeypatch, capsys, seeds, processes, env, message):
+    """Checked in the process before jax.distributed starts, as in each task of `srun -n 2` (its environment)."""
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    argv = ["train", env, "--seeds", seeds, "--processes", processes, "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"rlx: error: {message}") and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())
 
 
 LRS = """
