@@ -7,6 +7,7 @@ Every rlx.errors.UserError (and every usage error) becomes one line on stderr an
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from rich.table import Table
 
 from rlx import analyze_cli, sweep_cli
 from rlx import config as C
-from rlx.errors import UserError
+from rlx.errors import UserError, no_space
 from rlx.sentiment import cli as sentiment_cli
 from rlx.terminal import console, err_console, eval_returns, say, with_ci, with_progress
 
@@ -206,6 +207,28 @@ def main(argv=None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("rlx: interrupted", markup=False)
         return 130
+    except Exception as e:  # a write that found no room, wherever it happened; anything else is a bug to show
+        full = no_space(e)
+        if full is None:
+            raise
+        err_console.print(f"rlx: error: {_no_space_text(full, argv)}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+
+
+RESUMABLE = frozenset({"train", "probe-sentiment"})  # the commands that continue a run only when given --resume
+_ROOM = {errno.ENOSPC: "free space", errno.EDQUOT: "free space or raise the quota",
+         errno.EFBIG: "raise the file-size limit (ulimit -f)"}
+
+
+def _no_space_text(err: OSError, argv) -> str:
+    """What to say about a write that found no room: the path and how to carry on. Every run stays resumable (its
+    files are written atomically, checkpoints included), and a sweep resumes when it is started again."""
+    args = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    command = next((a for a in args if not a.startswith("-")), "")
+    again = "with --resume" if command in RESUMABLE and "--resume" not in args else "again"
+    where = f" writing {err.filename}" if err.filename else ""
+    reason = (err.strerror or "no space left on device").lower()
+    return f"{reason}{where}; {_ROOM.get(err.errno, 'free space')}, then run the same command {again}"
 
 
 if __name__ == "__main__":

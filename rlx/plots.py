@@ -5,6 +5,7 @@ they share save_figure from here."""
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import numpy as np
 # would disturb a notebook that imports rlx. savefig(".png") renders with Agg regardless of backend.
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
+
+from rlx.results import atomic_write
 
 # The 25-75% band only means something with a few seeds; with 2 or 3 it is just interpolation.
 _MIN_SEEDS_FOR_IQR = 4
@@ -25,9 +28,12 @@ def _finite(v) -> bool:
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
-    """Write fig as a PNG at path (120 dpi), creating its folder; returns path."""
+    """Write fig as a PNG at path (120 dpi), creating its folder; returns path. Rendered in memory and written
+    atomically: a full disk leaves the previous figure, not half a PNG."""
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=120, format="png")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, format="png")
+    atomic_write(path, buf.getvalue())
     return path
 
 
@@ -116,9 +122,7 @@ def episodes_to_solve(rows: list[dict], path: Path, *, cap: int) -> Path:
     ax.set_ylim(0, cap * 1.05)
     ax.legend(title="noise")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    return save_figure(fig, path)
 
 
 def distance_trace(rows: list[dict], path: Path, title: str = "") -> Path | None:
@@ -140,9 +144,7 @@ def distance_trace(rows: list[dict], path: Path, title: str = "") -> Path | None
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    return save_figure(fig, path)
 
 
 def sweep_curves(results: list[dict], axis: str, axes: list[str], path: Path, *, key: str = "eval_return") -> Path:

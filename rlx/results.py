@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlx.errors import UserError
+from rlx.errors import UserError, writing
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -198,19 +198,39 @@ def dumps(obj, **kw) -> str:
     return json.dumps(_jsonable(obj), allow_nan=False, **kw)
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write text to path through a temporary file and a rename, so readers see the old file or the new one."""
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write text (UTF-8) or bytes to path through a temporary file and a rename, so readers see the old file or
+    the new one. A failed write (a full disk) names path in its OSError."""
     # A kill mid-write must leave either the old file or the new one, never half of either.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with writing(path), os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def append_durably(path: Path, data: bytes) -> None:
+    """Append data to path and fsync it; a failed write (a full disk) is cut off again, so the file ends as it
+    did before, and its OSError names path."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        end = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            with writing(path):
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, end)
+            raise
+    finally:
+        os.close(fd)
 
 
 def _drop_torn_tail(path: Path) -> None:
@@ -302,9 +322,15 @@ def write_snapshots(run_path: Path, steps: list[int], snaps) -> None:
     arrays = {"steps": np.asarray(steps, np.int64)}
     names = leaf_names(snaps)
     arrays.update({name: np.asarray(leaf, np.float32) for name, leaf in zip(names, jax.tree.leaves(snaps), strict=True)})
-    tmp = folder / f".{steps[-1]:010d}.tmp.npz"
-    np.savez(tmp, **arrays)
-    tmp.replace(folder / f"{steps[-1]:010d}.npz")
+    final = folder / f"{steps[-1]:010d}.npz"
+    tmp = folder / f".{final.stem}.tmp.npz"
+    try:
+        with writing(final):
+            np.savez(tmp, **arrays)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(final)
 
 
 def truncate_snapshots(run_path: Path, max_step: int) -> None:
@@ -456,11 +482,7 @@ class RunDir:
         p = self.path / METRICS
         if p.exists():
             _drop_torn_tail(p)
-        text = "".join(dumps(r) + "\n" for r in rows)
-        with open(p, "a", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        append_durably(p, "".join(dumps(r) + "\n" for r in rows).encode("utf-8"))
 
     def read_metrics(self) -> list[dict]:
         """All rows of metrics.jsonl ([] if none); a torn final line is skipped, corruption elsewhere is an error."""

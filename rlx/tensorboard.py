@@ -33,6 +33,8 @@ from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event, SessionLog
 from tensorboardX.proto.summary_pb2 import Summary
 
+from rlx.errors import writing
+
 TB_DIR = "tb"
 NOT_TAGS = frozenset({"cell", "seed", "chunk", "steps"})
 
@@ -78,18 +80,20 @@ class Writer:
         # tensorboardX's SummaryWriter hands events to a background thread, and its flush() does not wait for
         # that thread: a chunk's points could still be in memory after it. EventsWriter writes in this thread,
         # so its flush (an fsync) puts the chunk on disk before its checkpoint is saved.
-        self.files = []
+        self.files, self.dirs = [], []
         for d in cell_dirs(run_path, cells, names) if enabled else []:
             d.mkdir(parents=True, exist_ok=True)
             # File names carry only the second; the suffix keeps a file opened in the same second (a resume
             # that stops at once) from overwriting the last one ("wb"), and the names in the order written.
-            f = EventsWriter(str(d / "events"), f".{time.time_ns() % 10**9:09d}")
-            # Readers drop earlier points at steps >= the START's; the checkpoint's own step stays, as its rows
-            # stay in metrics.jsonl.
-            start = SessionLog(status=SessionLog.START)
-            f.write_event(Event(wall_time=time.time(), step=start_step + 1, session_log=start))
-            f.flush()
+            with writing(d):
+                f = EventsWriter(str(d / "events"), f".{time.time_ns() % 10**9:09d}")
+                # Readers drop earlier points at steps >= the START's; the checkpoint's own step stays, as its
+                # rows stay in metrics.jsonl.
+                start = SessionLog(status=SessionLog.START)
+                f.write_event(Event(wall_time=time.time(), step=start_step + 1, session_log=start))
+                f.flush()
             self.files.append(f)
+            self.dirs.append(d)
 
     def write(self, rows: list[dict]) -> None:
         """The scalars of one chunk's rows (any cells, any steps), flushed to disk."""
@@ -102,19 +106,30 @@ class Writer:
         for (cell, steps), mine in groups.items():
             values = [Summary.Value(tag=t, simple_value=v) for t, v in scalars(mine).items()]
             if values:  # one event holds the chunk's tags: one record to write per cell
-                self.files[cell].write_event(Event(wall_time=now, step=steps, summary=Summary(value=values)))
-        for f in self.files:
-            f.flush()
+                with writing(self.dirs[cell]):
+                    self.files[cell].write_event(Event(wall_time=now, step=steps, summary=Summary(value=values)))
+        for f, d in zip(self.files, self.dirs, strict=True):
+            with writing(d):
+                f.flush()
 
     def close(self) -> None:
-        """Flush and close every file; safe to call twice."""
+        """Flush and close every file; safe to call twice. A failed write names the tree's directory."""
         while self.files:
-            self.files.pop().close()
+            f, d = self.files.pop(), self.dirs.pop()
+            with writing(d):
+                f.close()
 
     def __enter__(self) -> Writer:
         return self
 
-    def __exit__(self, *exc) -> bool:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> bool:
+        while self.files:
+            try:
+                self.close()
+            except OSError:
+                # An error already on its way out (a full disk met elsewhere) is the one to report; what these
+                # files could not take lies past the last checkpoint, which the next --resume writes again.
+                if exc_type is None:
+                    raise
         return False
 
