@@ -138,14 +138,22 @@ def _replay_text(cfg) -> str:
 
 
 def _print_summary(summary: dict, path: Path):
-    ev = summary["eval_return"]
+    """The results table (statistics over the healthy seeds, the count left out beside them), then a warning line
+    naming the seeds that diverged or went non-finite."""
+    from rlx import health
+
+    ev, h = summary["eval_return"], summary.get("health")
     table = Table(title=f"greedy evaluation after {summary['steps']:,} steps")
-    for col in ("env", "noise", "seeds", "mean [95% CI]", "IQM [95% CI]", "per seed", "wall s", "compile s"):
+    for col in ("env", "noise", "seeds", "health", "mean [95% CI]", "IQM [95% CI]", "per seed", "wall s", "compile s"):
         table.add_column(col)
-    table.add_row(summary["env"], summary["noise"], str(summary["seeds"]), with_ci(ev, "mean"), with_ci(ev, "iqm"),
-                  " ".join(f"{x:.0f}" for x in ev["per_seed"]),
+    table.add_row(summary["env"], summary["noise"], str(summary["seeds"]), health.status_text(h),
+                  with_ci(ev, "mean") + health.note(h), with_ci(ev, "iqm") + health.note(h),
+                  " ".join("—" if x is None else f"{x:.0f}" for x in ev["per_seed"]),
                   f"{summary['wall_seconds']:.1f}", f"{summary['compile_seconds']:.1f}")
     console.print(table)
+    warning = health.warning(h)
+    if warning and not console.quiet:  # one warning, from the process that prints the table
+        err_console.print(warning, markup=False, highlight=False, soft_wrap=True)
     console.print(f"run directory: {path}")
 
 

@@ -97,18 +97,20 @@ def _named(point: np.ndarray, ci: np.ndarray) -> dict:
     return {**values, "cis": cis}
 
 
-def summarize(per_seed, optimal_return: float | None = None) -> dict:
+def summarize(per_seed, optimal_return: float | None = None, healthy=None) -> dict:
     """Statistics across seeds of one number per seed, as plain JSON-able Python values.
 
     "mean", "median", "iqm" (25% trimmed mean) and "optimality_gap" (below optimal_return; None without
     one), each with its 95% stratified-bootstrap CI (rliable, bootstrap_reps() replications, BOOTSTRAP_SEED)
     in "cis"; "ci95" is the mean's CI, the one tables and figures show next to the mean; "per_seed".
     The median is over seeds: rliable's aggregate_median is a median over envs of per-env means, which for
-    one env would only repeat the mean. Non-finite seeds (a diverged run) are left out of the statistics
-    and shown as None in per_seed; with no finite seed every statistic is None.
+    one env would only repeat the mean. Non-finite seeds are left out of the statistics and shown as None in
+    per_seed; so are seeds whose `healthy` flag (per seed, rlx.health) is False, which per_seed shows as they are.
+    With no finite healthy seed every statistic is None.
     """
     a = np.asarray(per_seed, dtype=np.float64).ravel()
-    finite = a[np.isfinite(a)]
+    use = np.isfinite(a) if healthy is None else np.isfinite(a) & np.asarray(healthy, dtype=bool)
+    finite = a[use]
     point, ci = np.empty(0), np.empty((2, 0))
     if finite.size:
         point, ci = _interval_estimates(finite[:, None], _statistics(np.median, optimal_return))
@@ -259,15 +261,18 @@ def _drop_torn_tail(path: Path) -> None:
 # Metric rows and the run summary
 
 
-def metric_rows(metrics: dict, eval_returns, steps: int, chunk: int, seeds: int, cells: int = 1) -> list[dict]:
+def metric_rows(metrics: dict, eval_returns, steps: int, chunk: int, seeds: int, cells: int = 1,
+                health: list | None = None) -> list[dict]:
     """Per-seed metric rows for one chunk (NaN stays NaN; it is written as null). The batch axis is
-    cell-major; rows carry "cell" only when several cells share the program."""
+    cell-major; rows carry "cell" only when several cells share the program, and "health" (rlx.health) when given."""
     rows = []
     for b in range(cells * seeds):
         row = {"cell": b // seeds} if cells > 1 else {}
         row.update({"seed": b % seeds, "chunk": chunk, "steps": steps})
         row.update({k: float(v[b]) for k, v in metrics.items()})
         row["eval_return"] = float(np.mean(eval_returns[b]))
+        if health is not None:
+            row["health"] = health[b]
         rows.append(row)
     return rows
 
@@ -282,8 +287,10 @@ def episodes_to_solve(solved_at) -> dict:
 
 def run_summary(result) -> dict:
     """summary.json of one trained cell (a rlx.runner.CellResult): stable keys env, agent, noise, seeds, steps,
-    wall_seconds, compile_seconds, devices, eval_return; optimal_return and episodes_to_solve on envs with a
-    known optimum (the N-chain)."""
+    wall_seconds, compile_seconds, devices, eval_return (its statistics over the healthy seeds), health (rlx.health);
+    optimal_return and episodes_to_solve on envs with a known optimum (the N-chain)."""
+    from rlx import health
+
     cfg = result.cfg
     summary = {
         "env": cfg.env,
@@ -294,7 +301,9 @@ def run_summary(result) -> dict:
         "wall_seconds": round(result.wall_seconds, 3),
         "compile_seconds": round(result.compile_seconds, 3),
         "devices": result.devices,
-        "eval_return": summarize([float(np.mean(r)) for r in result.eval_returns], result.optimal_return),
+        "eval_return": summarize([float(np.mean(r)) for r in result.eval_returns], result.optimal_return,
+                                 health.healthy(result.health, result.seeds)),
+        "health": result.health,
     }
     if result.optimal_return is not None:
         summary["optimal_return"] = result.optimal_return

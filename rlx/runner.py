@@ -2,9 +2,10 @@
 
 A group is one or more configs that differ only in batched fields and the seed (rlx.config.static_part), run
 as one program vmapped over cells x seeds. After each chunk (eval.every env steps) the runner evaluates
-greedily, measures representation health, writes parameter snapshots and metric rows (metrics.jsonl and
-TensorBoard scalars, rlx.tensorboard); rlx.loop saves the checkpoint. The runner draws no figure and, apart
-from `train`, writes no summary: its callers do.
+greedily, measures representation health, flags seeds that diverged or went non-finite (rlx.health), writes
+parameter snapshots and metric rows (metrics.jsonl and TensorBoard scalars, rlx.tensorboard); rlx.loop saves the
+checkpoint, with the flags in its meta. The runner draws no figure and, apart from `train`, writes no summary: its
+callers do.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rlx import agents, distributed, envs, loop, tensorboard
+from rlx import agents, distributed, envs, health, loop, tensorboard
 from rlx import config as C
 from rlx import results as R
 from rlx.agents.core import hparams
@@ -38,6 +39,7 @@ class CellResult(NamedTuple):
     wall_seconds: float
     compile_seconds: float
     devices: int
+    health: dict  # rlx.health.block of the cell's seeds
 
 
 def eval_keys(keys, steps: int):
@@ -161,9 +163,10 @@ def start(prog: Program, run_dir: R.RunDir, mngr, resume: bool):
 
 
 def chunk_runner(prog: Program, run_dir: R.RunDir, steps_done: int, wall0: float, prior_wall: float,
-                 tb: tensorboard.Writer):
-    """The loop's chunk(state, steps_done): train, snapshot, diagnose, evaluate and write the metric rows (to
-    metrics.jsonl, then as TensorBoard scalars). The last evaluation is kept in `chunk.last_eval`."""
+                 tb: tensorboard.Writer, tracker: health.Tracker):
+    """The loop's chunk(state, steps_done): train, snapshot, diagnose, check every seed's health (into tracker),
+    evaluate and write the metric rows (to metrics.jsonl, then as TensorBoard scalars). The last evaluation is kept
+    in `chunk.last_eval`."""
     cfg, block = prog.cfgs[0], prog.agent.block_steps
     one = jax.local_devices()[0]
     probe = probe_states(cfg, prog.spec, jax.device_put(distributed.gather(prog.keys), one))
@@ -179,6 +182,7 @@ def chunk_runner(prog: Program, run_dir: R.RunDir, steps_done: int, wall0: float
                 R.write_snapshots(run_dir.path, list(range(steps_done + snap_steps, steps_done + nb * block + 1,
                                                            snap_steps)), snaps)  # fmt: skip
         metrics = distributed.gather(metrics)
+        tracker.update(metrics, distributed.gather(health.params_finite(state.params)))
         if probe is not None:
             # On one device: with the seeds sharded over CPU devices the diagnostics program (its batched SVDs)
             # never returned (6 seeds on 2 devices); gathered, it takes milliseconds.
@@ -187,10 +191,12 @@ def chunk_runner(prog: Program, run_dir: R.RunDir, steps_done: int, wall0: float
         steps_done += nb * block
         count["chunk"] += 1
         chunk.last_eval = distributed.gather(prog.evaluate(state.params, eval_keys(prog.keys, steps_done)))
-        rows = R.metric_rows(metrics, chunk.last_eval, steps_done, count["chunk"], prog.seeds, len(prog.cfgs))
+        rows = R.metric_rows(metrics, chunk.last_eval, steps_done, count["chunk"], prog.seeds, len(prog.cfgs),
+                             tracker.status)  # fmt: skip
         run_dir.append_metrics(rows)
         tb.write(rows)
-        return state, steps_done, {"steps": steps_done, "wall_seconds": prior_wall + time.perf_counter() - wall0}, rows
+        meta = {"steps": steps_done, "wall_seconds": prior_wall + time.perf_counter() - wall0, **tracker.meta()}
+        return state, steps_done, meta, rows
 
     chunk.last_eval = None
     return chunk
@@ -214,8 +220,9 @@ def train_cells(cfgs: list[C.Config], seeds: int, run_dir: R.RunDir, *, resume: 
     mngr = loop.checkpointer(run_dir.checkpoint_dir)
     state, steps_done, meta = start(prog, run_dir, mngr, resume)
     prior_wall = float(meta.get("wall_seconds", 0.0))
+    tracker = health.Tracker.start(cfgs, seeds, prog.spec, meta)
     with tensorboard.Writer(run_dir.path, len(cfgs), cell_names, start_step=steps_done, enabled=run_dir.writes) as tb:
-        chunk = chunk_runner(prog, run_dir, steps_done, wall0, prior_wall, tb)
+        chunk = chunk_runner(prog, run_dir, steps_done, wall0, prior_wall, tb, tracker)
         state, steps_done = loop.run_chunks(mngr, run_dir.path, state, steps_done, cfgs[0].steps, chunk, on_chunk)
     eval_returns = chunk.last_eval
     if eval_returns is None:  # resumed a finished run: evaluate the restored parameters once more
@@ -227,7 +234,7 @@ def train_cells(cfgs: list[C.Config], seeds: int, run_dir: R.RunDir, *, resume: 
     return [
         CellResult(c, seeds, steps_done, eval_returns[i * seeds : (i + 1) * seeds],
                    None if solved_at is None else solved_at[i * seeds : (i + 1) * seeds], optimal, wall,
-                   prog.compile_seconds, devices_used)  # fmt: skip
+                   prog.compile_seconds, devices_used, tracker.cell(i))  # fmt: skip
         for i, c in enumerate(cfgs)
     ]
 

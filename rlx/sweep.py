@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from rlx import config as C
+from rlx import health
 from rlx.errors import UserError
 from rlx.experiment import Experiment
 from rlx.results import (
@@ -245,7 +246,8 @@ def run_stat(rows: list[dict], name: str) -> float:
 
 
 def cell_results(sweep_dir: Path) -> list[dict]:
-    """Per finished cell: labels, final greedy return statistics, episodes to solve, and its metric rows."""
+    """Per finished cell: labels, final greedy return statistics (over its healthy seeds), its seeds' health
+    (rlx.health), episodes to solve, and its metric rows."""
     sweep_dir = Path(sweep_dir)
     spec = read_spec(sweep_dir)
     out = []
@@ -260,6 +262,9 @@ def cell_results(sweep_dir: Path) -> list[dict]:
             final = {r["seed"]: r["eval_return"] for r in mine if r["steps"] == last}
             cell = spec["cells"][i]
             optimal = summaries[pos].get("optimal_return")  # known on the N-chain only
+            # A group summarised before seeds had a health counts every seed as healthy.
+            flags = summaries[pos].get("health") or health.block([health.OK] * len(final), None)
+            ok = health.healthy(flags, len(final))
             res = {
                 "cell": i,
                 "group": g,
@@ -268,14 +273,15 @@ def cell_results(sweep_dir: Path) -> list[dict]:
                 "noise": cell["config"]["noise"],
                 "steps": last,
                 "optimal_return": optimal,
-                "eval_return": summarize([final[s] for s in sorted(final)], optimal),
+                "eval_return": summarize([final[s] for s in sorted(final)], optimal, ok),
+                "health": flags,
                 "rows": mine,
             }
             if "episodes_to_solve" in summaries[pos]:
                 res["episodes_to_solve"] = summaries[pos]["episodes_to_solve"]
             by_seed = {s: sorted((r for r in mine if r["seed"] == s), key=lambda r: r["steps"]) for s in sorted(final)}
             # Only the statistics of greedy returns (STATS) have the env's optimum as a ceiling.
-            res["stats"] = {n: summarize([run_stat(by_seed[s], n) for s in by_seed], optimal if n in STATS else None)
+            res["stats"] = {n: summarize([run_stat(by_seed[s], n) for s in by_seed], optimal if n in STATS else None, ok)
                             for n in spec.get("report", [])}
             out.append(res)
     return out
@@ -302,14 +308,22 @@ def _csv_stats(e: dict) -> list:
     return [e["mean"], e["iqm"], *e["ci95"], e["median"], e["optimality_gap"], *cis, _seeds_text(e["per_seed"])]
 
 
+def _health_csv(h: dict) -> list:
+    """results.csv's last columns: healthy_seeds (how many the statistics are over), then the seed ids that
+    diverged and that went non-finite, space-separated."""
+    return [len(h["per_seed"]) - health.excluded(h), " ".join(map(str, h["diverged"])), " ".join(map(str, h["nonfinite"]))]
+
+
 def write_csv(path: Path, results: list[dict], axes: list[str], stats: list[str]) -> None:
-    """results.csv: a row per finished cell; its final greedy return, episodes to solve (N-chain) and report stats."""
+    """results.csv: a row per finished cell; its final greedy return, episodes to solve (N-chain), report stats and
+    the seeds' health."""
     chain = any("episodes_to_solve" in r for r in results)
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow([*axes, "seeds", "steps", "mean", "iqm", "ci95_low", "ci95_high", *_MORE, "per_seed"]
                    + (["solved", "median_episodes_to_solve"] if chain else [])
-                   + [f"{n}_{c}" for n in stats for c in ("mean", "ci95_low", "ci95_high", "per_seed")])  # fmt: skip
+                   + [f"{n}_{c}" for n in stats for c in ("mean", "ci95_low", "ci95_high", "per_seed")]
+                   + ["healthy_seeds", "diverged", "nonfinite"])  # fmt: skip
         for r in results:
             e = r["eval_return"]
             row = [r["labels"][a] for a in axes] + [len(e["per_seed"]), r["steps"], *_csv_stats(e)]
@@ -319,7 +333,7 @@ def write_csv(path: Path, results: list[dict], axes: list[str], stats: list[str]
             for n in stats:
                 st = r["stats"][n]
                 row += [st["mean"], *st["ci95"], _seeds_text(st["per_seed"])]
-            w.writerow(row)
+            w.writerow(row + _health_csv(r["health"]))
 
 
 def report(sweep_dir: Path) -> dict:
@@ -381,22 +395,31 @@ def _safe(name: str) -> str:
 
 
 def table_rows(summary: dict, axes: list[str], stats: list[str] = ()) -> list[list[str]]:
-    """Rows of the terminal table: axis labels, seeds, mean and IQM each with its 95% CI, per seed (and episodes to
-    solve), then each report statistic as mean [95% CI]."""
+    """Rows of the terminal table: axis labels, seeds, their health, mean and IQM each with its 95% CI (over the healthy
+    seeds, the count left out beside them), per seed (and episodes to solve), then each report statistic as mean
+    [95% CI]."""
     out = []
     for c in summary["cells"]:
-        e = c["eval_return"]
+        e, h = c["eval_return"], c.get("health")
         row = [str(c["labels"][a]) for a in axes]
-        row += [str(len(e["per_seed"])), with_ci(e, "mean"), with_ci(e, "iqm")]
+        row += [str(len(e["per_seed"])), health.status_text(h), with_ci(e, "mean") + health.note(h),
+                with_ci(e, "iqm") + health.note(h)]
         row.append(" ".join("—" if v is None else f"{v:.0f}" for v in e["per_seed"]))
         if "episodes_to_solve" in c:
             s = c["episodes_to_solve"]
             row.append(f"{s['solved']}/{len(s['per_seed'])}, median {_fmt(s['median'])}")
         for n in stats:
             st = c["stats"][n]
-            row.append(with_ci(st, "mean", FRACTION))
+            row.append(with_ci(st, "mean", FRACTION) + health.note(h))
         out.append(row)
     return out
+
+
+def health_warnings(summary: dict, axes: list[str]) -> list[str]:
+    """rlx.health.warning for each cell with a seed that diverged or went non-finite."""
+    lines = [health.warning(c.get("health"), f"{setting_name({a: c['labels'][a] for a in axes})}: ")
+             for c in summary["cells"]]  # fmt: skip
+    return [w for w in lines if w]
 
 
 def aggregate_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
@@ -424,8 +447,11 @@ def comparison_lines(summary: dict) -> list[str]:
 # Across envs and between two arms (rliable): the final greedy returns of cells that share the other settings
 
 
-def _per_seed(cell: dict) -> list[float]:
-    return [np.nan if v is None else v for v in cell["eval_return"]["per_seed"]]
+def final_scores(cell: dict) -> list[float]:
+    """The cell's final greedy return per seed, NaN for a seed left out of the statistics (non-finite or unhealthy)."""
+    values = cell["eval_return"]["per_seed"]
+    ok = health.healthy(cell.get("health"), len(values))
+    return [np.nan if v is None or not good else v for v, good in zip(values, ok, strict=True)]
 
 
 def _settings(results: list[dict], keep: list[str]) -> list[list[dict]]:
@@ -458,7 +484,7 @@ def env_aggregates(results: list[dict], axes: list[str]) -> list[dict]:
     for cells in _settings(results, others) if by_env else []:
         if len(cells) < 2:  # its other envs have not finished yet
             continue
-        agg = aggregate([_per_seed(c) for c in cells], [c.get("optimal_return") for c in cells])
+        agg = aggregate([final_scores(c) for c in cells], [c.get("optimal_return") for c in cells])
         if agg is not None:
             out.append({"labels": {a: cells[0]["labels"][a] for a in others}, **agg})
     return out
@@ -493,7 +519,7 @@ def comparisons(results: list[dict], axes: list[str]) -> list[dict]:
     setting of the other axes, envs as rliable's tasks: {"axis", "x", "y", "labels", "p", "ci95"}."""
     out = []
     for arm in _two_arms(results, axes):
-        p = improvement([_per_seed(c) for c in arm["x_cells"]], [_per_seed(c) for c in arm["y_cells"]])
+        p = improvement([final_scores(c) for c in arm["x_cells"]], [final_scores(c) for c in arm["y_cells"]])
         if p is not None:
             out.append({k: arm[k] for k in ("axis", "x", "y", "labels")} | p)
     return out
@@ -504,7 +530,7 @@ def _profile_panel(arm: dict) -> dict | None:
     profile only steps at a run's score, and a sweep has few runs; each threshold costs every bootstrap rep)."""
     scores = {}
     for v, cells in ((arm["y"], arm["y_cells"]), (arm["x"], arm["x_cells"])):
-        m, normalized = score_matrix([_per_seed(c) for c in cells], [c.get("optimal_return") for c in cells])
+        m, normalized = score_matrix([final_scores(c) for c in cells], [c.get("optimal_return") for c in cells])
         if m is None:
             return None
         scores[f"{arm['axis']}={v}"] = m

@@ -203,12 +203,14 @@ def _print_sweep(summary: dict, spec: dict, path: Path):
     chain = any("episodes_to_solve" in c for c in summary["cells"])
     table = Table(title=f"{summary['experiment']}: final greedy return per cell")
     stats = spec.get("report", [])
-    cols = [*axes, "seeds", "mean [95% CI]", "IQM [95% CI]", "per seed"] + (["solved, episodes"] if chain else [])
+    cols = [*axes, "seeds", "health", "mean [95% CI]", "IQM [95% CI]", "per seed"] + (["solved, episodes"] if chain else [])
     for col in cols + [f"{n} [95% CI]" for n in stats]:
         table.add_column(col)
     for row in sweep.table_rows(summary, axes, stats):
         table.add_row(*row)
     console.print(table)
+    for line in sweep.health_warnings(summary, axes):
+        err_console.print(line, markup=False, highlight=False, soft_wrap=True)
     _print_across(summary)
     if summary["unfinished"]:
         console.print(f"{len(summary['unfinished'])} cell(s) not finished yet; run the sweep again to continue them.")

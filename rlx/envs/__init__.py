@@ -1,8 +1,8 @@
 """Environments by name: gymnax envs, short aliases, the N-chain and Atari Pong.
 
 An `EnvSpec` carries everything agents and the runner need: shapes, episode length, capabilities
-(`host_stepped`, `optimal_return`, `clip_reward`) and its own reset/step, single and batched, through the
-adapter of its family (`GYMNAX` here, the one adapter for the gymnax 1.0 API; `atari.spec()` for ALE). Code
+(`host_stepped`, `optimal_return`, `clip_reward`, `reward_bound`) and its own reset/step, single and batched,
+through the adapter of its family (`GYMNAX` here, the one adapter for the gymnax 1.0 API; `atari.spec()` for ALE). Code
 outside rlx/envs asks the spec; it never branches on which family an env is.
 """
 
@@ -28,6 +28,12 @@ ALIASES = {
     "deepsea": "DeepSea-bsuite",
     "catch": "Catch-bsuite",
 }
+
+# The largest |reward| of one step of each aliased env, from gymnax's sources: 1 per step alive, per step of
+# time cost, per brick, treasure, crossing, alien or sub hit, per catch or miss, for reaching DeepSea's corner;
+# Seaquest's surfacing with six divers pays up to 10. Rare sums of two events in one step stay well within the
+# margin rlx.health allows. Other gymnax ids have no known bound.
+REWARD_BOUNDS = {alias: 1.0 for alias in ALIASES} | {"seaquest": 10.0}
 
 
 class EnvAdapter(NamedTuple):
@@ -57,6 +63,9 @@ class EnvSpec:
     # cannot be sharded over devices, have no probe states, and restart their episodes when a run resumes.
     host_stepped: bool = False
     clip_reward: bool = False  # agents learn from sign(reward) (Atari); returns are always reported raw
+    # Largest |reward| of one step that agents learn from (after clip_reward, before td.reward_scale); None when
+    # rlx does not know it. rlx.health bounds |Q| with it.
+    reward_bound: float | None = None
 
     def __post_init__(self):
         if self.adapter is None:
@@ -120,7 +129,7 @@ def make(name: str) -> EnvSpec:
     if chain.is_chain_name(key):
         env = chain.make(name)
         spec = _gymnax_spec(env.name, env, env.default_params)
-        return dataclasses.replace(spec, optimal_return=chain.optimal_return(env.n))
+        return dataclasses.replace(spec, optimal_return=chain.optimal_return(env.n), reward_bound=chain.REWARD_BOUND)
     if key in atari.NAMES:
         return atari.spec()
     ids = {gid.lower(): gid for gid in gymnax.registered_envs}
@@ -140,7 +149,7 @@ def make(name: str) -> EnvSpec:
             f"'{gid}' has continuous actions; DQN-family agents need discrete actions."
             f" Try one of: {', '.join(names())}."
         )
-    return _gymnax_spec(alias or gid, env, params)
+    return dataclasses.replace(_gymnax_spec(alias or gid, env, params), reward_bound=REWARD_BOUNDS.get(alias))
 
 
 def _gymnax_spec(name: str, env, params) -> EnvSpec:

@@ -180,4 +180,5 @@ def spec():
         adapter=EnvAdapter(_no_single_env, _no_single_env, _reset_batch, _step_batch),
         host_stepped=True,
         clip_reward=True,
+        reward_bound=1.0,  # of the clipped reward agents learn from
     )

@@ -12,6 +12,7 @@ from rlx.errors import UserError
 
 LEFT_REWARD = 0.001
 RIGHT_REWARD = 1.0
+REWARD_BOUND = max(abs(LEFT_REWARD), abs(RIGHT_REWARD))  # the largest |reward| of one step
 START = 2  # states are 1-based, s1..sN, as in the papers
 MIN_N, MAX_N = 3, 1000
 _NAME = re.compile(r"chain-(\d+)")
