@@ -86,7 +86,7 @@ def train(
 ):
     """Train a DQN-family agent on ENV for several seeds at once and print the greedy-evaluation table."""
     from rlx import distributed, loop, plots, runner
-    from rlx.results import open_run, reconcile
+    from rlx.results import open_run
 
     loop.enable_compile_cache()
     cfg, n_seeds, given = _resolve(env, noise, agent, seeds, steps, sets, experiment, deterministic)
@@ -96,7 +96,7 @@ def train(
     name = name or (distributed.default_name(f"{cfg.env}-{cfg.noise}") if processes > 1 and not resume else None)
     run_dir = open_run(out, name, f"{cfg.env}-{cfg.noise}", resume=resume, writes=writes)
     if resume:
-        cfg, n_seeds, _ = reconcile(run_dir, "config", C.from_dict, given, seeds=seeds)
+        cfg, n_seeds = _resumed(run_dir, given, seeds)
         distributed.check(processes, n_seeds)
     else:
         run_dir.write_config({"config": C.to_dict(cfg), "seeds": n_seeds})
@@ -116,6 +116,30 @@ def train(
     if writes:
         plots.run_figures(run_dir.read_metrics(), path, cfg.env, cfg.noise)
     _print_summary(summary, path)
+
+
+def _resumed(run_dir, given: dict, seeds: int | None):
+    """The saved run's config and seeds (rlx.results.reconcile). A --steps larger than the run's continues it to that
+    total, which config.json records before training goes on."""
+    from rlx.results import reconcile
+
+    cfg, n_seeds, saved = reconcile(run_dir, "config", C.from_dict, given, seeds=seeds, extend=_check_extension)
+    before = saved["config"].get("steps")
+    if cfg.steps != before:
+        say(f"rlx: continuing {run_dir.path.name} past its budget of {before:,} steps to {cfg.steps:,}.")
+        run_dir.write_config({**saved, "config": C.to_dict(cfg)})
+    return cfg, n_seeds
+
+
+def _check_extension(cfg, steps: int) -> None:
+    """Refuse to continue a run past its budget when one of its schedules spans that budget."""
+    from rlx.agents import core
+
+    spans = "; ".join(f"{k}: {why}" for k, why in core.budget_schedules(cfg).items())
+    if spans:
+        raise UserError(f"--resume --steps {steps:,}: the run's schedule spans its budget of {cfg.steps:,} steps "
+                        f"({spans}), so it cannot be continued past it; resume without --steps, or train a new "
+                        f"--name with --steps {steps:,}.")
 
 
 def _check_processes(cfg, processes: int) -> None:

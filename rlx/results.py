@@ -561,10 +561,14 @@ def open_run(out: Path, name: str | None, prefix: str, *, resume: bool, writes: 
     return RunDir(run_path(out, name, prefix, resume=resume), resume=resume, writes=writes)
 
 
-def reconcile(run: RunDir, section: str, load, given: dict, *, seeds: int | None = None):
+def reconcile(run: RunDir, section: str, load, given: dict, *, seeds: int | None = None, extend=None):
     """The resume policy of every command: the configuration saved in run's config.json wins, and each setting
     given explicitly (dotted keys in `given`; `seeds` unless None) must agree with it, else a UserError naming
-    the keys. `load` rebuilds the config from config.json[section]; returns (config, seeds, config.json)."""
+    the keys. `load` rebuilds the config from config.json[section]; returns (config, seeds, config.json).
+
+    A command whose runs can be continued past their budget passes `extend(config, steps)`: a `steps` larger than
+    the saved one is then no difference but the new total (extend raises a UserError where the config cannot
+    take it), and the config returned has it; a smaller one still differs. The caller records the new total."""
     from rlx import config as C
 
     saved = run.read_config()
@@ -573,9 +577,13 @@ def reconcile(run: RunDir, section: str, load, given: dict, *, seeds: int | None
                         "give the --name of one, or start a new --name.")
     cfg = load(saved[section])
     asked = C.apply_overrides(cfg, given)
-    differ = [k for k in C.keys(cfg) if C.get(asked, k) != C.get(cfg, k)]
+    longer = extend is not None and C.get(asked, "steps") > C.get(cfg, "steps")
+    differ = [k for k in C.keys(cfg) if C.get(asked, k) != C.get(cfg, k) and not (longer and k == "steps")]
     differ += ["seeds"] if seeds is not None and seeds != saved["seeds"] else []
     if differ:
         raise UserError(f"--resume: {', '.join(differ)} differ from the run in {run.path}; "
                         "drop those settings or start a new --name.")
+    if longer:
+        extend(cfg, C.get(asked, "steps"))
+        cfg = C.apply_overrides(cfg, {"steps": C.get(asked, "steps")})
     return cfg, saved["seeds"], saved

@@ -137,6 +137,13 @@ def make_optimizer(o: C.OptimConfig, strategy=None) -> optax.GradientTransformat
     return optax.with_extra_args_support(tx)
 
 
+def budget_schedules(cfg) -> dict[str, str]:
+    """{key: what it does} for the config keys, switched on in cfg, whose schedule spans the whole budget `steps`.
+    Every other schedule counts absolute env steps (explore.eps_decay_steps, dqn.learning_starts, the *every*
+    periods), so it does not change when a run is continued past its budget."""
+    return {"optim.lr_decay": "the lr falls linearly to 0 at the budget"} if cfg.optim.lr_decay else {}
+
+
 def apply_update(parts: Parts, params, opt_state, grads, hp, step, key):
     """One optimizer step at env step `step`: returns (params, opt_state). With optim.lr_decay the lr falls
     linearly to 0 over the run."""
