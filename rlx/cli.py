@@ -90,6 +90,7 @@ def train(
 
     loop.enable_compile_cache()
     cfg, n_seeds, given = _resolve(env, noise, agent, seeds, steps, sets, experiment, deterministic)
+    _check_processes(cfg, processes)
     if not resume:  # before anything is written; a resumed run's seeds are known once its config is read
         distributed.check(processes, n_seeds)
     writes = distributed.is_primary(processes)
@@ -102,7 +103,6 @@ def train(
         run_dir.write_config({"config": C.to_dict(cfg), "seeds": n_seeds})
     loop.use_deterministic_ops(cfg.deterministic)
     distributed.initialize(processes)
-    _check_processes(cfg, processes)
     console.quiet = not writes  # one table, from the process that writes the run
     path = run_dir.path
     console.print(f"[bold]rlx train[/] {cfg.env} noise={cfg.noise} seeds={n_seeds} steps={cfg.steps:,} "
@@ -145,7 +145,7 @@ def _check_extension(cfg, steps: int) -> None:
 def _check_processes(cfg, processes: int) -> None:
     from rlx import envs
 
-    if processes > 1 and envs.make(cfg.env).host_stepped:
+    if processes > 1 and envs.stepped_on_host(cfg.env):
         raise UserError(f"{cfg.env} is stepped on the host (one emulator per seed in this process), so it cannot "
                         "span processes; drop --processes, or run several seeds in one process.")
 

@@ -108,6 +108,14 @@ def names() -> list[str]:
     return [*ALIASES, "pong", "chain-N"]
 
 
+def stepped_on_host(name: str) -> bool:
+    """Whether env `name` is host-stepped (its spec's `host_stepped`), from the name alone: callers that must
+    decide before jax touches a device (rlx.distributed) cannot build the env."""
+    from rlx.envs import atari
+
+    return name.strip().lower() in atari.NAMES
+
+
 def table() -> list[tuple[str, str, tuple, int]]:
     """(alias, source, obs_shape, num_actions) per alias; the chain row uses the symbolic shape ('N',)."""
     from rlx.envs import atari
