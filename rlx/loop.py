@@ -319,10 +319,12 @@ def _reason(exc: BaseException, step_dir: Path) -> str:
 def _drop_unreadable(mngr, unreadable: list, used: int) -> None:
     """Remove the unreadable checkpoints newer than `used` (a later save of the same step would otherwise be
     skipped as already there) and say so in one line."""
+    if not unreadable:
+        return
     for step, _ in unreadable:
         mngr.delete(step)
     mngr.reload()
-    if unreadable and jax.process_index() == 0:
+    if jax.process_index() == 0:
         steps = ", ".join(str(s) for s, _ in unreadable)
         reasons = "; ".join(r for _, r in unreadable)
         print(f"rlx: checkpoint {steps} in {mngr.directory} is unreadable ({reasons}): removed; "
