@@ -43,12 +43,13 @@ def read_tb(path: Path, purge: bool = True) -> dict[str, list[tuple[int, float]]
 
 
 def expected(rows: list[dict]) -> dict[str, list[tuple[int, float]]]:
-    """Tag -> [(step, value)] that one cell's metrics.jsonl rows imply (nulls have no point)."""
+    """Tag -> [(step, value)] that one cell's metrics.jsonl rows imply (nulls and text such as `health` have no
+    point)."""
     want = {}
     for steps in sorted({r["steps"] for r in rows}):
         at = sorted((r for r in rows if r["steps"] == steps), key=lambda r: r["seed"])
         for key in sorted({k for r in at for k in r} - NOT_TAGS):
-            vals = [(r["seed"], r[key]) for r in at if r.get(key) is not None]
+            vals = [(r["seed"], r[key]) for r in at if isinstance(r.get(key), int | float)]
             for seed, v in vals:
                 want.setdefault(f"seed_{seed}/{key}", []).append((steps, v))
             if vals:
