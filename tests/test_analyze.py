@@ -7,10 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from cli_runs import rlx
 
 from rlx import analyze, diagnostics, envs, nets
 from rlx import config as C
-from rlx.cli import main
 
 # Every option of `rlx analyze path --help` and the test below that exercises it.
 ANALYZE_OPTIONS = {
@@ -25,11 +25,6 @@ SEEDS = 2
 N = 13  # θ_0 plus 3 chunk files of 4 snapshots
 STEP = 100
 
-
-def rlx(capsys, *args):
-    rc = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def _flat(params) -> dict:

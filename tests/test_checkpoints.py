@@ -13,6 +13,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from cli_runs import metrics, rlx
 
 from rlx import config as C
 from rlx import loop, runner
@@ -25,14 +26,6 @@ ARGS = ["--seeds", "2", "--steps", "4000", "--set", "eval.every=1000", "--set", 
 LIBRARY_TEXT = ("TensorStore", "pybind11", "Traceback", "orbax", "object at", "<bound")
 
 
-def rlx(capsys, *args):
-    rc = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
-
-
-def metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def corrupt(f: Path) -> None:

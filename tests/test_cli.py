@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runs import metrics, rlx
 
 from rlx.cli import main
 
@@ -41,14 +42,6 @@ TRAIN_OPTIONS = {
 }
 
 
-def rlx(capsys, *args):
-    rc = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
-
-
-def metrics(path: Path):
-    return [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_help_lists_the_commands(capsys):

@@ -5,23 +5,15 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_runs import metrics, rlx
 
 from rlx import config as C
-from rlx.cli import main
 
 TINY = ["--seeds", 2, "--set", "eval.every=1000", "--set", "dqn.learning_starts=500", "--set", "diag.enabled=false",
         "--set", "dqn.buffer_size=2000", "--set", "dqn.batch_size=32", "--set", "eval.episodes=3",
         "--set", "explore.eps_decay_steps=3000"]  # fmt: skip
 
 
-def rlx(capsys, *args):
-    rc = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
-
-
-def metrics(path: Path) -> list[dict]:
-    return [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.slow

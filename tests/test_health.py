@@ -7,19 +7,14 @@ import math
 
 import numpy as np
 import pytest
+from cli_runs import rlx
 
 from rlx import config as C
 from rlx import envs, health, sweep
-from rlx.cli import main
 from rlx.results import metric_rows, summarize
 
 NAN = float("nan")
 
-
-def rlx(capsys, *args):
-    rc = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def test_q_bound_follows_the_env_reward_and_the_discount():

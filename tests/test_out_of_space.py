@@ -3,7 +3,6 @@ finishes. A file-size limit (ulimit -f, with SIGXFSZ ignored so that writes fail
 full disk: rlx treats EFBIG, ENOSPC and EDQUOT alike."""
 
 import contextlib
-import json
 import resource
 import shutil
 import signal
@@ -12,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_runs import metrics, rlx
 
 from rlx import plots
 from rlx.cli import main
@@ -21,14 +21,6 @@ ARGS = ["--seeds", "2", "--steps", "4000", "--set", "eval.every=1000", "--set", 
         "--set", "diag.enabled=false"]  # fmt: skip
 
 
-def rlx(capsys, *args):
-    rc = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
-
-
-def metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")

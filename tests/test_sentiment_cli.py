@@ -4,6 +4,7 @@ import json
 import re
 
 import pytest
+from cli_runs import rlx
 from synthetic_reviews import reviews
 
 from rlx.cli import main
@@ -28,11 +29,6 @@ PROBE_OPTIONS = {
 }
 GENERATE_OPTIONS = {"--bytes", "--prompt", "--temperature", "--seed", "--sentiment", "--unit", "--value", "--help"}
 
-
-def rlx(capsys, *args):
-    rc = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 @pytest.fixture(scope="module")

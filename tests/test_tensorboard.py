@@ -2,17 +2,16 @@
 seed and as the mean over seeds; they are on disk at every chunk boundary; a resumed run leaves no duplicate or
 stale point; a sweep group writes one tree per cell, named by the cell."""
 
-import json
 import math
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runs import metrics, rlx
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rlx import runner, sweep, tensorboard
-from rlx.cli import main
 from rlx.experiment import load
 
 SMALL = [
@@ -25,14 +24,6 @@ SMALL = [
 NOT_TAGS = {"cell", "seed", "chunk", "steps"}
 
 
-def rlx(capsys, *args):
-    rc = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
-
-
-def metrics(path: Path) -> list[dict]:
-    return [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
 
 
 def read_tb(path: Path, purge: bool = True) -> dict[str, list[tuple[int, float]]]:
