@@ -94,6 +94,14 @@ def put(tree, sharding):
     return jax.tree.map(one, tree)
 
 
+def to_device(tree, device):
+    """Every array of tree whole on one local device; with one process a device-to-device copy, with several a
+    gather (a collective: all of them must call it)."""
+    import jax
+
+    return jax.device_put(tree if jax.process_count() == 1 else gather(tree), device)
+
+
 def gather(tree):
     """Every (possibly multi-process) array of tree whole, as numpy, on every process. With several processes this
     is a collective: all of them must call it."""

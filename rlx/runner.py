@@ -151,15 +151,21 @@ def start(prog: Program, run_dir: R.RunDir, mngr, resume: bool):
     if state is None:
         state = jax.device_put(prog.init(prog.keys, prog.hp), prog.sharding)
         if prog.cfgs[0].path.every_updates:
-            snaps = distributed.gather(jax.tree.map(lambda x: x[:, None], state.params))
-            if run_dir.writes:
-                R.write_snapshots(run_dir.path, [0], snaps)
+            write_snapshots(run_dir, [0], jax.tree.map(lambda x: x[:, None], state.params))
     elif prog.spec.host_stepped:
         # The emulators did not survive the process: every env starts a new episode (the replay buffer,
         # networks and exploration state are restored as saved).
         restart_keys = jax.vmap(lambda k: jax.random.fold_in(k, steps_done))(prog.keys)
         state = jax.jit(jax.vmap(prog.agent.restart_episodes))(state, restart_keys)
     return state, steps_done, meta
+
+
+def write_snapshots(run_dir: R.RunDir, steps: list[int], snaps) -> None:
+    """Parameter snapshots to the run directory (rlx.results.write_snapshots); every process gathers them, the one
+    that writes the run writes them."""
+    snaps = distributed.gather(snaps)
+    if run_dir.writes:
+        R.write_snapshots(run_dir.path, steps, snaps)
 
 
 def chunk_runner(prog: Program, run_dir: R.RunDir, steps_done: int, wall0: float, prior_wall: float,
@@ -169,7 +175,7 @@ def chunk_runner(prog: Program, run_dir: R.RunDir, steps_done: int, wall0: float
     in `chunk.last_eval`."""
     cfg, block = prog.cfgs[0], prog.agent.block_steps
     one = jax.local_devices()[0]
-    probe = probe_states(cfg, prog.spec, jax.device_put(distributed.gather(prog.keys), one))
+    probe = probe_states(cfg, prog.spec, distributed.to_device(prog.keys, one))
     snap_steps = cfg.path.every_updates * cfg.dqn.train_every
     count = {"chunk": steps_done // cfg.eval.every}
 
@@ -177,17 +183,14 @@ def chunk_runner(prog: Program, run_dir: R.RunDir, steps_done: int, wall0: float
         nb = min(cfg.eval.every // block, (cfg.steps - steps_done) // block)
         state, metrics, snaps = prog.chunk_for(state, nb)(state, prog.hp, jnp.int32(steps_done))
         if snap_steps:
-            snaps = distributed.gather(snaps)
-            if run_dir.writes:
-                R.write_snapshots(run_dir.path, list(range(steps_done + snap_steps, steps_done + nb * block + 1,
-                                                           snap_steps)), snaps)  # fmt: skip
+            write_snapshots(run_dir, list(range(steps_done + snap_steps, steps_done + nb * block + 1, snap_steps)),
+                            snaps)  # fmt: skip
         metrics = distributed.gather(metrics)
         tracker.update(metrics, distributed.gather(health.params_finite(state.params)))
         if probe is not None:
             # On one device: with the seeds sharded over CPU devices the diagnostics program (its batched SVDs)
             # never returned (6 seeds on 2 devices); gathered, it takes milliseconds.
-            params = jax.device_put(distributed.gather(state.params), one)
-            metrics = {**metrics, **jax.device_get(prog.diagnose(params, probe))}
+            metrics = {**metrics, **jax.device_get(prog.diagnose(distributed.to_device(state.params, one), probe))}
         steps_done += nb * block
         count["chunk"] += 1
         chunk.last_eval = distributed.gather(prog.evaluate(state.params, eval_keys(prog.keys, steps_done)))
